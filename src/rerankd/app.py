@@ -1,0 +1,170 @@
+"""``create_app(settings)``: the FastAPI app, its lifespan, and the one error handler.
+
+No process-global state: everything an app needs lives on ``app.state``, so several apps (tests,
+a Ray Serve ingress) can live in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import rerankd
+from rerankd.api import ROUTERS
+from rerankd.api.common import ClientGone, error_body
+from rerankd.config import Settings
+from rerankd.errors import InvalidRequest, MalformedBody, PayloadTooLarge, RerankdError, UnsupportedMediaType
+from rerankd.metrics import Metrics
+from rerankd.models import ModelPool
+from rerankd.service import RerankService
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestGuard:
+    """Rejects non-JSON POST bodies (415) and bodies over the byte limit (413) before parsing."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        if content_type and not (content_type == "application/json" or content_type.endswith("+json")):
+            await _send_error(
+                send,
+                UnsupportedMediaType(
+                    f"Content-Type {content_type!r} is not supported; send a JSON body with "
+                    "`Content-Type: application/json`"
+                ),
+            )
+            return
+        too_large = PayloadTooLarge(
+            f"request body is larger than this server's limit of {self.max_bytes} bytes; "
+            "send fewer or shorter documents per request"
+        )
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_error(send, too_large)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_error(send, too_large)
+
+
+async def _send_error(send: Send, exc: RerankdError) -> None:
+    response = JSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
+    await send(
+        {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _validation_error(exc: RequestValidationError) -> RerankdError:
+    errors: list[Any] = list(exc.errors())
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return MalformedBody('request body is not valid JSON; send a JSON object such as {"model": ...}')
+    problems = []
+    for err in errors[:5]:
+        location = ".".join(str(part) for part in err.get("loc", ()) if part != "body") or "body"
+        problems.append(f"{location}: {err.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return InvalidRequest("invalid request: " + "; ".join(problems) + more)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RerankdError)
+    async def on_rerankd_error(request: Request, exc: RerankdError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return await on_rerankd_error(request, _validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = RerankdError(str(exc.detail))
+        error.status, error.code = exc.status_code, "not_found" if exc.status_code == 404 else "http_error"
+        if exc.status_code == 404:
+            error.message = f"no route {request.method} {request.url.path}; see /docs for the API"
+        return JSONResponse(error_body(error), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(ClientGone)
+    async def on_client_gone(request: Request, exc: ClientGone) -> Response:
+        return Response(status_code=499)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        error = RerankdError(f"internal error ({type(exc).__name__}); the server log has the details")
+        return JSONResponse(error_body(error), status_code=500)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+    pool = ModelPool(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.api_keys:
+            log.warning("no api_keys configured: every client is accepted without authentication")
+        await pool.preload()
+        yield
+        await pool.close()
+
+    app = FastAPI(
+        title="rerankd",
+        version=rerankd.__version__,
+        description="Self-hosted rerank API server and gateway. POST /v1/rerank ranks documents by "
+        "relevance to a query with the model you name; GET /v1/models lists the models.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.pool = pool
+    app.state.service = RerankService(settings, pool, metrics)
+    app.state.unknown_fields = set()
+    app.state.started_at = time.time()
+    for router in ROUTERS:
+        app.include_router(router)
+    _install_error_handlers(app)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes)
+    return app

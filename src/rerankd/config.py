@@ -1,0 +1,154 @@
+"""Settings: the YAML config file, environment variables (RERANKD_*) and CLI flags, in one model.
+
+Precedence, highest first: CLI flags, environment variables, the YAML file, built-in defaults.
+Without a config file the packaged ``default_config.yaml`` is used. Unknown keys in the file are
+errors (a typo should fail at start-up, not silently change nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, SettingsConfigDict
+
+__all__ = ["ConfigError", "ModelKind", "ModelSpec", "Settings", "load_settings"]
+
+log = logging.getLogger(__name__)
+
+ModelKind = Literal["cross-encoder", "bi-encoder", "bm25"]
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class ModelSpec(BaseModel):
+    """One entry of ``models:`` in the config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="What clients send as `model`.")
+    kind: ModelKind = Field(description="cross-encoder | bi-encoder | bm25")
+    source: str | None = Field(
+        default=None,
+        description="A local folder, a Hugging Face hub id, or `python-package:NAME` for weights bundled "
+        "in an installed package. Not used by bm25.",
+    )
+    revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
+    max_length: int | None = Field(
+        default=None, ge=8, description="Tokens per scored input; default: model's."
+    )
+    trust_remote_code: bool = Field(default=False, description="Allow the model's own code from the hub.")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    dtype: Literal["fp32", "bf16", "fp16"] = Field(default="fp32", description="Weights and compute dtype.")
+    preload: bool = Field(default=False, description="Load at start-up instead of on first use.")
+    aliases: tuple[str, ...] = Field(default=(), description="Other names clients may send for this model.")
+    max_batch_tokens: int | None = Field(default=None, ge=64, description="Overrides the server setting.")
+
+    @field_validator("name", "aliases")
+    @classmethod
+    def _valid_names(cls, value: Any) -> Any:
+        for name in [value] if isinstance(value, str) else value:
+            if not MODEL_NAME.match(name):
+                raise ValueError(
+                    f"model name {name!r} must be 1-128 characters of letters, digits and ._:/@+-"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _source_needed(self) -> ModelSpec:
+        if self.kind != "bm25" and not self.source:
+            raise ValueError(f"model {self.name!r} of kind {self.kind} needs a `source` (folder or hub id)")
+        return self
+
+
+class Settings(BaseSettings):
+    """Server settings. Every field is also an environment variable, e.g. ``RERANKD_PORT``."""
+
+    model_config = SettingsConfigDict(env_prefix="RERANKD_", extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Interface to bind.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port to bind (0 = any free port).")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted Bearer keys. Empty: no authentication (a warning is logged at start-up). "
+        "As an environment variable: comma-separated.",
+    )
+    models: list[ModelSpec] = Field(default_factory=list)
+    max_documents: int = Field(default=1000, ge=1, description="Most documents in one request (else 413).")
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest body (else 413).")
+    max_retries: int = Field(default=3, ge=0, description="Cap on a request's `retries`.")
+    max_queue_pairs: int = Field(
+        default=8192, ge=1, description="Pending (query, document) pairs per model before 429."
+    )
+    max_batch_tokens: int = Field(default=8192, ge=64, description="Padded tokens in one forward pass.")
+    max_batch_size: int = Field(default=256, ge=1, description="Rows in one forward pass.")
+    load_retry_seconds: float = Field(
+        default=30.0, ge=0, description="After a failed load, how long before a request tries again."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        seen: set[str] = set()
+        for spec in self.models:
+            for name in (spec.name, *spec.aliases):
+                if name in seen:
+                    raise ValueError(f"model name {name!r} is used twice; names and aliases must be unique")
+                seen.add(name)
+        return self
+
+
+def default_config_text() -> str:
+    return resources.files("rerankd").joinpath("default_config.yaml").read_text(encoding="utf-8")
+
+
+def _read_yaml(path: Path | None) -> dict[str, Any]:
+    try:
+        text = default_config_text() if path is None else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build settings from a YAML file (or the packaged default), the environment and ``overrides``."""
+    file_data = _read_yaml(Path(config_file) if config_file else None)
+    explicit = {key: value for key, value in overrides.items() if value is not None}
+
+    class _WithFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: Any, init_settings: Any, env_settings: Any, *_: Any, **__: Any
+        ) -> tuple[Any, ...]:
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=file_data))
+
+    try:
+        loaded = _WithFile(**explicit)
+    except ValidationError as exc:
+        where = config_file or "the built-in default config"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration in {where}: {problems}") from exc
+    return Settings.model_validate(loaded.model_dump())

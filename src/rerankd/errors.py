@@ -1,0 +1,97 @@
+"""One exception tree for the whole server, and the HTTP status each maps to.
+
+Everything below the API layer raises a :class:`RerankdError` subclass; ``app.py`` has the one
+handler that renders it (in the caller's dialect). Messages are written for the user: they say
+what was wrong and what to do next.
+
+| exception            | status | when                                                      |
+|----------------------|--------|-----------------------------------------------------------|
+| InvalidRequest       | 422    | the body parsed but a field is missing, mistyped or empty |
+| MalformedBody        | 400    | the body is not JSON                                      |
+| UnsupportedMediaType | 415    | Content-Type is not JSON                                  |
+| Unauthorized         | 401    | missing or wrong Bearer key                               |
+| ModelNotFound        | 404    | the requested model is not configured                     |
+| PayloadTooLarge      | 413    | too many documents, or the body is over the byte limit    |
+| Overloaded           | 429    | the model's queue is full (Retry-After says when to retry)|
+| ModelUnavailable     | 503    | the model is configured but cannot be loaded              |
+| TransientFailure     | 503    | scoring failed in a way a retry may fix                   |
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidRequest",
+    "MalformedBody",
+    "ModelNotFound",
+    "ModelUnavailable",
+    "Overloaded",
+    "PayloadTooLarge",
+    "RerankdError",
+    "TransientFailure",
+    "Unauthorized",
+    "UnsupportedMediaType",
+]
+
+
+class RerankdError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class InvalidRequest(RerankdError):
+    status = 422
+    code = "invalid_request"
+
+
+class MalformedBody(RerankdError):
+    status = 400
+    code = "malformed_body"
+
+
+class UnsupportedMediaType(RerankdError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unauthorized(RerankdError):
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class ModelNotFound(RerankdError):
+    status = 404
+    code = "model_not_found"
+
+
+class PayloadTooLarge(RerankdError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Overloaded(RerankdError):
+    status = 429
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class ModelUnavailable(RerankdError):
+    status = 503
+    code = "model_unavailable"
+
+
+class TransientFailure(RerankdError):
+    """A scoring attempt failed in a way that a retry may fix (the request's `retries` apply)."""
+
+    status = 503
+    code = "transient_failure"

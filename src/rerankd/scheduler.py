@@ -1,0 +1,286 @@
+"""Scorers for local models: admission control, tokenization off the event loop, dynamic batching.
+
+``BatchingScorer`` serves a batched backend (cross- and bi-encoders):
+
+1. admission: a request's inputs are counted against ``max_queue_pairs``; over the bound it gets
+   :class:`~rerankd.errors.Overloaded` (HTTP 429 with Retry-After) at once, before any work;
+2. tokenization runs on the scorer's tokenizer thread (so it overlaps the forward pass);
+3. the job joins a FIFO queue served by the model's single worker thread, which takes a window of
+   pending inputs from the oldest jobs, sorts them by length across requests, packs them by token
+   budget (:func:`rerankd.batching.pack`) and runs the forward passes;
+4. a job whose client went away (its future was cancelled) is dropped before its inputs are computed.
+
+``DirectScorer`` serves backends that score a whole request at once (bm25) on one thread, with the
+same admission control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from rerankd.backends.base import BatchedBackend, DirectBackend, Encoded
+from rerankd.batching import pack, padded_tokens
+from rerankd.errors import ModelUnavailable, Overloaded, RerankdError, TransientFailure
+from rerankd.types import BatchStats, ScoreResult, Timings
+
+__all__ = ["BatchObserver", "BatchingScorer", "DirectScorer"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The worker sorts and packs this many budgets' worth of pending tokens at a time: larger windows
+# pad less, smaller ones let a newly arrived request start sooner.
+WINDOW_BUDGETS = 4
+
+
+BatchObserver = Callable[[BatchStats], None]
+
+
+class _Admission:
+    """Counts admitted inputs against a bound and estimates when a rejected caller should retry."""
+
+    def __init__(self, name: str, max_pending: int) -> None:
+        self.name = name
+        self.max_pending = max_pending
+        self.pending = 0
+        self._lock = threading.Lock()
+        self._rate = 0.0  # inputs per second, smoothed
+
+    def admit(self, count: int) -> None:
+        with self._lock:
+            # An empty queue always admits, so one request larger than the bound is still served.
+            if self.pending and self.pending + count > self.max_pending:
+                retry_after = 1 if self._rate <= 0 else min(60, max(1, math.ceil(self.pending / self._rate)))
+                raise Overloaded(
+                    f"model '{self.name}' is busy: {self.pending} inputs queued (limit {self.max_pending}); "
+                    f"retry after {retry_after}s",
+                    retry_after=retry_after,
+                )
+            self.pending += count
+
+    def release(self, count: int) -> None:
+        with self._lock:
+            self.pending -= count
+
+    def observe(self, inputs: int, seconds: float) -> None:
+        if seconds > 0:
+            rate = inputs / seconds
+            with self._lock:
+                self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
+
+
+@dataclass(eq=False)
+class _Job:
+    inputs: list[Encoded]
+    future: asyncio.Future[list[Any]]
+    loop: asyncio.AbstractEventLoop
+    enqueued: float
+    outputs: list[Any] = field(default_factory=list)
+    cursor: int = 0  # next input the worker has not taken yet
+    done: int = 0
+    started: float | None = None
+    inference: float = 0.0
+    failed: bool = False
+
+    def __post_init__(self) -> None:
+        self.outputs = [None] * len(self.inputs)
+
+    @property
+    def gone(self) -> bool:
+        return self.failed or self.future.done()
+
+    def resolve(self, result: list[Any] | BaseException) -> None:
+        self.loop.call_soon_threadsafe(_settle, self.future, result)
+
+
+def _settle(future: asyncio.Future[Any], result: Any) -> None:
+    if future.done():  # cancelled meanwhile: the client went away
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+class BatchingScorer:
+    """Shares forward passes of one model among all concurrent requests."""
+
+    def __init__(
+        self,
+        name: str,
+        backend: BatchedBackend,
+        *,
+        max_batch_tokens: int,
+        max_batch_size: int,
+        max_queue_pairs: int,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self._admission = _Admission(name, max_queue_pairs)
+        self._observer = observer
+        self._tokenizer = ThreadPoolExecutor(1, thread_name_prefix=f"tokenize-{name}")
+        self._wakeup = threading.Condition()
+        self._jobs: deque[_Job] = deque()
+        self._stopped = False
+        self._worker = threading.Thread(target=self._serve, name=f"model-{name}", daemon=True)
+        self._worker.start()
+
+    @property
+    def pending(self) -> int:
+        return self._admission.pending
+
+    async def score(self, query: str, documents: tuple[str, ...]) -> ScoreResult:
+        if self._stopped:
+            raise ModelUnavailable(f"model '{self.name}' is shutting down")
+        count = len(documents) + 1  # an upper bound of inputs (pairs, or query + documents)
+        self._admission.admit(count)
+        try:
+            loop = asyncio.get_running_loop()
+            began = time.perf_counter()
+            prepared = await loop.run_in_executor(self._tokenizer, self.backend.prepare, query, documents)
+            tokenized = time.perf_counter()
+            job = _Job(prepared.inputs, loop.create_future(), loop, enqueued=tokenized)
+            with self._wakeup:
+                self._jobs.append(job)
+                self._wakeup.notify()
+            outputs = await job.future
+        finally:
+            self._admission.release(count)
+        started = job.started if job.started is not None else tokenized
+        return ScoreResult(
+            scores=tuple(prepared.combine(outputs)),
+            activation=self.backend.activation,
+            query_tokens=prepared.query_tokens,
+            document_tokens=tuple(prepared.document_tokens),
+            timings=Timings(
+                tokenization=tokenized - began, queue=started - tokenized, inference=job.inference
+            ),
+        )
+
+    async def close(self) -> None:
+        with self._wakeup:
+            self._stopped = True
+            self._wakeup.notify()
+        await asyncio.to_thread(self._worker.join, 30)
+        self._tokenizer.shutdown(wait=False, cancel_futures=True)
+
+    # -- the worker thread -------------------------------------------------------------------
+
+    def _take_window(self) -> list[tuple[_Job, int]] | None:
+        """Wait for work; take the oldest pending inputs, up to the window's token count."""
+        with self._wakeup:
+            while not self._stopped and not any(not job.gone for job in self._jobs):
+                self._jobs.clear()
+                self._wakeup.wait()
+            if self._stopped:
+                for job in self._jobs:
+                    job.resolve(ModelUnavailable(f"model '{self.name}' is shutting down"))
+                self._jobs.clear()
+                return None
+            limit = self.max_batch_tokens * WINDOW_BUDGETS
+            window: list[tuple[_Job, int]] = []
+            tokens = 0
+            for job in self._jobs:
+                while not job.gone and job.cursor < len(job.inputs) and tokens < limit:
+                    window.append((job, job.cursor))
+                    tokens += len(job.inputs[job.cursor])
+                    job.cursor += 1
+            # Jobs that were fully taken, or whose client went away, leave the queue.
+            self._jobs = deque(job for job in self._jobs if not job.gone and job.cursor < len(job.inputs))
+            return window
+
+    def _serve(self) -> None:
+        while (window := self._take_window()) is not None:
+            lengths = [len(job.inputs[index]) for job, index in window]
+            for batch in pack(lengths, self.max_batch_tokens, self.max_batch_size):
+                live = [window[k] for k in batch if not window[k][0].gone]
+                if live:
+                    self._run_batch(live)
+
+    def _run_batch(self, entries: Sequence[tuple[_Job, int]]) -> None:
+        jobs = list(dict.fromkeys(job for job, _ in entries))
+        began = time.perf_counter()
+        for job in jobs:
+            if job.started is None:
+                job.started = began
+        try:
+            outputs = self.backend.forward([job.inputs[index] for job, index in entries])
+        except Exception as exc:  # a failed pass fails its requests, never the worker
+            log.exception("forward pass of model %r failed", self.name)
+            error = TransientFailure(f"model '{self.name}' failed while scoring: {type(exc).__name__}: {exc}")
+            for job in jobs:
+                job.failed = True
+                job.resolve(error)
+            return
+        seconds = time.perf_counter() - began
+        for (job, index), output in zip(entries, outputs, strict=True):
+            job.outputs[index] = output
+            job.done += 1
+        for job in jobs:
+            job.inference += seconds
+            if job.done == len(job.inputs):
+                job.resolve(job.outputs)
+        lengths = [len(job.inputs[index]) for job, index in entries]
+        self._admission.observe(len(entries), seconds)
+        if self._observer is not None:
+            stats = BatchStats(
+                rows=len(entries),
+                requests=len(jobs),
+                real_tokens=sum(lengths),
+                padded_tokens=padded_tokens(lengths, [range(len(lengths))]),
+                seconds=seconds,
+            )
+            self._observer(stats)
+
+
+class DirectScorer:
+    """Runs a direct backend on one thread per model, with the same admission control."""
+
+    def __init__(self, name: str, backend: DirectBackend, *, max_queue_pairs: int) -> None:
+        self.name = name
+        self.backend = backend
+        self._admission = _Admission(name, max_queue_pairs)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"model-{name}")
+
+    @property
+    def pending(self) -> int:
+        return self._admission.pending
+
+    async def score(self, query: str, documents: tuple[str, ...]) -> ScoreResult:
+        self._admission.admit(len(documents))
+        try:
+            loop = asyncio.get_running_loop()
+            began = time.perf_counter()
+            try:
+                result = await loop.run_in_executor(self._thread, self.backend.score, query, documents)
+            except RerankdError:
+                raise
+            except Exception as exc:
+                log.exception("model %r failed", self.name)
+                raise TransientFailure(f"model '{self.name}' failed while scoring: {exc}") from exc
+            seconds = time.perf_counter() - began
+        finally:
+            self._admission.release(len(documents))
+        self._admission.observe(len(documents), seconds)
+        return ScoreResult(
+            scores=tuple(result.scores),
+            activation=self.backend.activation,
+            query_tokens=result.query_tokens,
+            document_tokens=tuple(result.document_tokens),
+            timings=Timings(inference=seconds),
+        )
+
+    async def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
