@@ -35,6 +35,14 @@ class ModelEntry:
     loading: asyncio.Task[BatchingScorer | DirectScorer] | None = None
 
 
+def _load_and_warm_up(spec: ModelSpec) -> BatchedBackend | DirectBackend:
+    """Load, then run one tiny pass so the first request does not pay for lazy initialisation."""
+    backend = load_backend(spec)
+    if isinstance(backend, BatchedBackend):
+        backend.forward(backend.prepare("warm up", ["warm up"]).inputs)
+    return backend
+
+
 class ModelPool:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
@@ -77,7 +85,7 @@ class ModelPool:
         began = time.perf_counter()
         log.info("loading model %r (%s from %s)", spec.name, spec.kind, spec.source or "built in")
         try:
-            backend = await asyncio.to_thread(load_backend, spec)
+            backend = await asyncio.to_thread(_load_and_warm_up, spec)
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             entry.status, entry.failed_at = "failed", time.monotonic()

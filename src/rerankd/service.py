@@ -69,7 +69,7 @@ class RerankService:
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type(TransientFailure),
                 stop=stop_after_attempt(min(request.retries, self.settings.max_retries) + 1),
-                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
                 reraise=True,
             )
             async for attempt in retrying:

@@ -1,10 +1,11 @@
 """Random-weight models of real architectures, written to folders, for tests and benchmarks.
 
 The Hugging Face hub is not reachable from tests or CI, so instead of downloading checkpoints we build
-models here: tokenizers are trained on a small built-in corpus with the ``tokenizers`` library, weights
-are drawn at random from a fixed seed, and everything is written with ``save_pretrained`` so the usual
-loaders (``AutoModelForSequenceClassification``, ``AutoTokenizer``, ``CrossEncoder``,
-``SentenceTransformer``) open the folders offline exactly as they would a downloaded model.
+models here: tokenizer vocabularies come from a small built-in corpus (English plus some Chinese),
+weights are drawn at random from a fixed seed (same seed, byte-identical folder), and everything is
+written with ``save_pretrained`` so the usual loaders (``AutoModelForSequenceClassification``,
+``AutoTokenizer``, ``CrossEncoder``, ``SentenceTransformer``) open the folders offline exactly as they
+would a downloaded model.
 
 Two families:
 
@@ -340,7 +341,7 @@ def _is_v5_tokenizer(cls: type) -> bool:
 def make_tiny_bert_cross_encoder(
     out_dir: Path, *, num_labels: int = 1, seed: int = 0, max_position_embeddings: int = 512
 ) -> Path:
-    """A 2-layer, hidden-32 ``BertForSequenceClassification`` with a trained WordPiece tokenizer."""
+    """A 2-layer, hidden-32 ``BertForSequenceClassification`` with the built-in WordPiece tokenizer."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -361,7 +362,7 @@ def make_tiny_bert_cross_encoder(
 
 
 def make_tiny_xlmr_cross_encoder(out_dir: Path, *, num_labels: int = 1, seed: int = 0) -> Path:
-    """A 2-layer, hidden-32 ``XLMRobertaForSequenceClassification`` with a trained Unigram tokenizer."""
+    """A 2-layer, hidden-32 ``XLMRobertaForSequenceClassification`` with the built-in Unigram tokenizer."""
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
@@ -386,8 +387,8 @@ def make_tiny_xlmr_cross_encoder(out_dir: Path, *, num_labels: int = 1, seed: in
 
 
 def _spread_scores(head: Any, seed: int) -> None:
-    # With std-0.02 weights every document gets nearly the same score; a unit-variance output layer makes
-    # the small differences in the pooled vector visible, so tests can check ordering and not just shapes.
+    # A small-init output layer squeezes every document's score into a narrow band; unit-variance weights
+    # make the differences between pooled vectors show, so tests can check ordering and not just shapes.
     import torch
 
     generator = torch.Generator().manual_seed(seed + 1)
