@@ -18,7 +18,8 @@ DOCUMENTS = [
     "Its capital is Saipan.",
     "Washington, D.C. (also known as simply Washington or D.C., and officially as the District of Columbia) "
     "is the capital of the United States. It is a federal district.",
-    "Capitalization or capitalisation in English grammar is the use of a capital letter at the start of a word.",
+    "Capitalization or capitalisation in English grammar is the use of a capital letter at the start "
+    "of a word.",
     "Capital punishment (the death penalty) has existed in the United States since before the United States "
     "was a country.",
 ]
