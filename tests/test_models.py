@@ -1,0 +1,65 @@
+"""The model pool: names and aliases, one load for concurrent first requests, failures and retry."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from rerankd import models as models_module
+from rerankd.config import ModelSpec, Settings
+from rerankd.errors import ModelNotFound, ModelUnavailable
+from rerankd.metrics import Metrics
+from rerankd.models import ModelPool
+from rerankd.scheduler import BatchingScorer, DirectScorer
+
+
+def pool_of(*specs: ModelSpec, **settings: float) -> ModelPool:
+    return ModelPool(Settings(models=list(specs), **settings), Metrics())  # type: ignore[arg-type]
+
+
+async def test_names_and_aliases_resolve_to_one_entry() -> None:
+    pool = pool_of(ModelSpec(name="bm25", kind="bm25", aliases=("rerank-english-v3.0",)))
+    first = await pool.scorer("bm25")
+    assert await pool.scorer("rerank-english-v3.0") is first
+    assert isinstance(first, DirectScorer)
+    with pytest.raises(ModelNotFound, match="available models: bm25"):
+        await pool.scorer("nope")
+    await pool.close()
+
+
+async def test_concurrent_first_requests_share_one_load(
+    tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real = models_module.load_backend
+
+    def counting(spec: ModelSpec):  # type: ignore[no-untyped-def]
+        calls.append(spec.name)
+        return real(spec)
+
+    monkeypatch.setattr(models_module, "load_backend", counting)
+    pool = pool_of(ModelSpec(name="ce", kind="cross-encoder", source=str(tiny_bert)))
+    scorers = await asyncio.gather(*(pool.scorer("ce") for _ in range(5)))
+    assert calls == ["ce"]
+    assert all(s is scorers[0] for s in scorers) and isinstance(scorers[0], BatchingScorer)
+    assert pool.entries["ce"].status == "ready"
+    await pool.close()
+
+
+async def test_failed_load_is_remembered_then_retried(tmp_path: Path) -> None:
+    missing = tmp_path / "not-yet"
+    pool = pool_of(ModelSpec(name="ce", kind="cross-encoder", source=str(missing)), load_retry_seconds=3600)
+    with pytest.raises(ModelUnavailable, match="To fix: check that") as info:
+        await pool.scorer("ce")
+    assert str(missing) in info.value.message
+    entry = pool.entries["ce"]
+    assert entry.status == "failed" and entry.error == info.value.message
+    with pytest.raises(ModelUnavailable):  # within the retry delay: answered from memory
+        await pool.scorer("ce")
+    assert entry.loading is None
+    pool.settings = pool.settings.model_copy(update={"load_retry_seconds": 0})
+    with pytest.raises(ModelUnavailable):  # after it: a new attempt
+        await pool.scorer("ce")
+    assert entry.status == "failed"
