@@ -24,7 +24,7 @@ from rerankd.types import RerankRequest, RerankResponse
 
 __all__ = ["SeedRerankRequest", "SeedRerankResponse", "router"]
 
-SEED_EXAMPLE = {
+SEED_EXAMPLE: dict[str, Any] = {
     "model": "rerank-multilingual-v3.0",
     "query": "What is the capital of the United States?",
     "top_n": 3,

@@ -46,7 +46,7 @@ class BiEncoderBackend:
             model_kwargs={"dtype": resolve_dtype(spec.dtype, device)},
         )
         model.eval()
-        max_length = spec.max_length or int(model.max_seq_length)
+        max_length = spec.max_length or int(model.max_seq_length or 512)
         model.max_seq_length = max_length
         return cls(model, device, max_length)
 
