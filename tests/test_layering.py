@@ -15,7 +15,14 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "rerankd.service": ("fastapi", "starlette", "torch", "rerankd.api"),
     "rerankd.scheduler": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service"),
     "rerankd.batching": ("torch", "fastapi", "rerankd"),
-    "rerankd.backends": ("fastapi", "starlette", "uvicorn", "rerankd.api", "rerankd.service", "rerankd.scheduler"),
+    "rerankd.backends": (
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "rerankd.api",
+        "rerankd.service",
+        "rerankd.scheduler",
+    ),
     "rerankd.types": ("rerankd.", "torch", "fastapi"),
     "rerankd.errors": ("rerankd.", "torch", "fastapi"),
     "rerankd.config": ("rerankd.", "torch", "fastapi"),
@@ -55,6 +62,7 @@ def test_the_app_imports_no_model_library_until_a_model_loads() -> None:
     import subprocess
     import sys
 
-    code = "import sys, rerankd.app, rerankd.cli; print(sorted({'torch', 'transformers', 'bm25s'} & set(sys.modules)))"
+    heavy = "{'torch', 'transformers', 'bm25s'}"
+    code = f"import sys, rerankd.app, rerankd.cli; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

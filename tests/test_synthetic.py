@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,11 @@ def test_tiny_cross_encoders_load_with_auto_classes(tiny_cross_encoder: Path) ->
     assert torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("maker", [synthetic.make_tiny_bert_cross_encoder, synthetic.make_tiny_xlmr_cross_encoder])
-def test_num_labels_sets_the_logit_width(maker, tmp_path: Path) -> None:
+TINY_MAKERS = [synthetic.make_tiny_bert_cross_encoder, synthetic.make_tiny_xlmr_cross_encoder]
+
+
+@pytest.mark.parametrize("maker", TINY_MAKERS)
+def test_num_labels_sets_the_logit_width(maker: Callable[..., Path], tmp_path: Path) -> None:
     model_dir = maker(tmp_path / "model", num_labels=3)
     assert _logits(model_dir, [(QUERY, DOCS[0]), (QUERY, DOCS[1])]).shape == (2, 3)
 
@@ -128,7 +132,8 @@ def test_minilm_cross_encoder_has_the_real_shape(tmp_path: Path) -> None:
     assert model.config.num_labels == 1
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     assert len(tokenizer) == 30522
-    assert tokenizer.convert_ids_to_tokens(tokenizer(QUERY, "washington")["input_ids"])[:2] == ["[CLS]", "what"]
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(QUERY, "washington")["input_ids"])
+    assert tokens[:2] == ["[CLS]", "what"]
 
 
 def test_make_cross_encoder_rejects_unknown_arch(tmp_path: Path) -> None:

@@ -48,6 +48,9 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        if b"content-type" not in headers:
+            # A body sent without Content-Type is read as JSON, as most rerank servers do.
+            scope = {**scope, "headers": [*scope["headers"], (b"content-type", b"application/json")]}
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
         if content_type and not (content_type == "application/json" or content_type.endswith("+json")):
             await _send_error(
@@ -125,6 +128,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         error.status, error.code = exc.status_code, "not_found" if exc.status_code == 404 else "http_error"
         if exc.status_code == 404:
             error.message = f"no route {request.method} {request.url.path}; see /docs for the API"
+        elif exc.status_code == 400:  # FastAPI could not parse the body (e.g. nested too deep)
+            error = MalformedBody(f"request body could not be parsed as JSON ({exc.detail})")
         return JSONResponse(error_body(error), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(ClientGone)

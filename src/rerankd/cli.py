@@ -28,7 +28,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Self-hosted rerank API server: rank documents by relevance to a query with "
         "cross-encoders, bi-encoders or BM25, behind the rerank APIs your clients already speak.",
         epilog="Without --config the built-in default serves `bm25` and `all-minilm-l6-v2` (no network "
-        "needed) and declares hub cross-encoders that load on first use. See `rerankd COMMAND --help`.",
+        "needed) and declares hub cross-encoders that load on first use. Every setting is also an "
+        "environment variable RERANKD_<NAME>: RERANKD_CONFIG, RERANKD_HOST, RERANKD_PORT, RERANKD_LOG_LEVEL, "
+        "RERANKD_API_KEYS (comma-separated), RERANKD_MAX_DOCUMENTS, RERANKD_MAX_REQUEST_BYTES, "
+        "RERANKD_MAX_RETRIES, RERANKD_MAX_QUEUE_PAIRS, RERANKD_MAX_BATCH_TOKENS, RERANKD_MAX_BATCH_SIZE. "
+        "See `rerankd COMMAND --help`.",
     )
     parser.add_argument("--version", action="version", version=f"rerankd {rerankd.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

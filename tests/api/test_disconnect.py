@@ -24,9 +24,14 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 @pytest.mark.slow
-def test_disconnected_request_is_dropped(start_server: Callable[..., ServerProcess], minilm_path: Path) -> None:
+def test_disconnected_request_is_dropped(
+    start_server: Callable[..., ServerProcess], minilm_path: Path
+) -> None:
     server = start_server(
-        {"models": [{"name": "minilm", "kind": "bi-encoder", "source": str(minilm_path), "preload": True}], "max_batch_tokens": 2048}
+        {
+            "models": [{"name": "minilm", "kind": "bi-encoder", "source": str(minilm_path), "preload": True}],
+            "max_batch_tokens": 2048,
+        }
     )
     body = {"model": "minilm", "query": "wing slipstream", "documents": [LONG_DOCUMENT] * 1000}
     with pytest.raises(httpx.ReadTimeout):
@@ -34,9 +39,7 @@ def test_disconnected_request_is_dropped(start_server: Callable[..., ServerProce
 
     # The next request is not stuck behind the abandoned one's thousand documents.
     began = time.monotonic()
-    small = httpx.post(
-        f"{server.url}/v1/rerank", json={**body, "documents": ["wing", "harbour"]}, timeout=60
-    )
+    small = httpx.post(f"{server.url}/v1/rerank", json={**body, "documents": ["wing", "harbour"]}, timeout=60)
     waited = time.monotonic() - began
     assert small.status_code == 200
 

@@ -61,9 +61,12 @@ class Bm25Backend:
     def score(self, query: str, documents: Sequence[str]) -> DirectScores:
         corpus = [tokenize(document) for document in documents]
         query_tokens = tokenize(query)
-        retriever = bm25s.BM25(k1=self.k1, b=self.b)
-        retriever.index(corpus, show_progress=False)
-        scores = retriever.get_scores(query_tokens) if query_tokens else [0.0] * len(corpus)
+        scores: Any = [0.0] * len(corpus)
+        # Nothing to match (no query words, or documents of only stop words/punctuation): all zero.
+        if query_tokens and any(corpus):
+            retriever = bm25s.BM25(k1=self.k1, b=self.b)
+            retriever.index(corpus, show_progress=False)
+            scores = retriever.get_scores(query_tokens)
         return DirectScores(
             scores=[float(score) for score in scores],
             query_tokens=len(query_tokens),

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from rerankd.config import ModelSpec
 
-__all__ = ["PACKAGE_SCHEME", "Availability", "check_available", "load_failure_hint", "resolve_source"]
+__all__ = [
+    "PACKAGE_SCHEME",
+    "Availability",
+    "check_available",
+    "load_failure_hint",
+    "require_local_folder",
+    "resolve_source",
+]
 
 PACKAGE_SCHEME = "python-package:"
 
@@ -43,7 +50,16 @@ def resolve_source(spec: ModelSpec) -> str:
             raise FileNotFoundError(
                 f"the Python package {package!r} is not installed (pip install {package.replace('_', '-')})"
             ) from exc
-    return os.path.expanduser(source)
+    source = os.path.expanduser(source)
+    require_local_folder(source)
+    return source
+
+
+def require_local_folder(source: str) -> None:
+    """Fail plainly when a path-like source is not there (before transformers takes it for a repo id)."""
+    if _looks_local(source) and not (Path(source) / "config.json").is_file():
+        problem = "does not exist" if not Path(source).exists() else "holds no config.json"
+        raise FileNotFoundError(f"the folder {source} {problem}")
 
 
 def _looks_local(source: str) -> bool:
