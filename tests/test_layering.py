@@ -25,7 +25,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "rerankd.types": ("rerankd.", "torch", "fastapi"),
     "rerankd.errors": ("rerankd.", "torch", "fastapi"),
-    "rerankd.config": ("rerankd.", "torch", "fastapi"),
+    "rerankd.config": ("rerankd.api", "rerankd.service", "rerankd.backends", "rerankd.scheduler", "torch"),
     "rerankd.metrics": ("rerankd.api", "rerankd.service", "rerankd.scheduler", "rerankd.backends", "torch"),
 }
 

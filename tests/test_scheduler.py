@@ -11,7 +11,9 @@ import pytest
 from rerankd.backends.base import Encoded, Prepared
 from rerankd.errors import ModelUnavailable, Overloaded, TransientFailure
 from rerankd.scheduler import BatchingScorer
-from rerankd.types import BatchStats
+from rerankd.types import BatchStats, ScoreOptions
+
+OPTIONS = ScoreOptions()
 
 
 class ScriptedBackend:
@@ -27,7 +29,7 @@ class ScriptedBackend:
         self.batches: list[list[str]] = []
         self.fail_next = False
 
-    def prepare(self, query: str, documents: Sequence[str]) -> Prepared:
+    def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared:
         inputs = [Encoded([hash(word) % 1000 for word in doc.split()]) for doc in documents]
         tags = {id(item): doc for item, doc in zip(inputs, documents, strict=True)}
         self._tags = {**getattr(self, "_tags", {}), **tags}
@@ -59,7 +61,7 @@ async def block_worker(scorer: BatchingScorer, backend: ScriptedBackend) -> asyn
     """Occupy the worker with a one-document request held inside forward()."""
     backend.gate.clear()
     backend.in_forward.clear()
-    task = asyncio.create_task(scorer.score("q", ("blocker",)))
+    task = asyncio.create_task(scorer.score("q", ("blocker",), OPTIONS))
     await asyncio.to_thread(backend.in_forward.wait, 5)
     return task
 
@@ -67,7 +69,7 @@ async def block_worker(scorer: BatchingScorer, backend: ScriptedBackend) -> asyn
 async def test_scores_come_back_in_document_order() -> None:
     backend = ScriptedBackend()
     scorer, _ = make_scorer(backend)
-    result = await scorer.score("a query", ("one two three", "one", "one two"))
+    result = await scorer.score("a query", ("one two three", "one", "one two"), OPTIONS)
     assert result.scores == (3.0, 1.0, 2.0)
     assert result.query_tokens == 2
     assert result.document_tokens == (3, 1, 2)
@@ -78,8 +80,8 @@ async def test_two_concurrent_requests_share_one_forward_pass() -> None:
     backend = ScriptedBackend()
     scorer, stats = make_scorer(backend)
     blocker = await block_worker(scorer, backend)
-    first = asyncio.create_task(scorer.score("q", ("alpha beta", "gamma delta")))
-    second = asyncio.create_task(scorer.score("q", ("epsilon zeta",)))
+    first = asyncio.create_task(scorer.score("q", ("alpha beta", "gamma delta"), OPTIONS))
+    second = asyncio.create_task(scorer.score("q", ("epsilon zeta",), OPTIONS))
     await wait_until(lambda: len(scorer._jobs) == 2)
     backend.gate.set()
     results = await asyncio.gather(blocker, first, second)
@@ -97,7 +99,7 @@ async def test_inputs_of_different_requests_are_sorted_by_length() -> None:
     # Budget for 4 long rows: sorted packing puts the 4 long documents together, the shorts together.
     scorer, stats = make_scorer(backend, max_batch_tokens=400)
     blocker = await block_worker(scorer, backend)
-    tasks = [asyncio.create_task(scorer.score("q", (short, long, short, long))) for _ in range(2)]
+    tasks = [asyncio.create_task(scorer.score("q", (short, long, short, long), OPTIONS)) for _ in range(2)]
     await wait_until(lambda: len(scorer._jobs) == 2)
     backend.gate.set()
     await asyncio.gather(blocker, *tasks)
@@ -110,17 +112,17 @@ async def test_full_queue_answers_overloaded_with_retry_after() -> None:
     backend = ScriptedBackend()
     scorer, _ = make_scorer(backend, max_queue_pairs=6)
     blocker = await block_worker(scorer, backend)  # holds 2 of the 6 places (1 document + 1)
-    admitted = asyncio.create_task(scorer.score("q", ("a", "b", "c")))  # 4 more: now full
+    admitted = asyncio.create_task(scorer.score("q", ("a", "b", "c"), OPTIONS))  # 4 more: now full
     await wait_until(lambda: scorer.pending == 6)
     with pytest.raises(Overloaded) as info:
-        await scorer.score("q", ("d",))
+        await scorer.score("q", ("d",), OPTIONS)
     assert int(info.value.headers["Retry-After"]) >= 1
     backend.gate.set()
     assert (await admitted).scores == (1.0, 1.0, 1.0)
     await blocker
     assert scorer.pending == 0
     # Once drained, a request larger than the whole bound is still served (alone).
-    assert len((await scorer.score("q", tuple("abcdefghij"))).scores) == 10
+    assert len((await scorer.score("q", tuple("abcdefghij"), OPTIONS)).scores) == 10
     await scorer.close()
 
 
@@ -128,8 +130,8 @@ async def test_work_of_a_cancelled_request_is_dropped_before_compute() -> None:
     backend = ScriptedBackend()
     scorer, _ = make_scorer(backend)
     blocker = await block_worker(scorer, backend)
-    gone = asyncio.create_task(scorer.score("q", ("client went away",)))
-    kept = asyncio.create_task(scorer.score("q", ("still here",)))
+    gone = asyncio.create_task(scorer.score("q", ("client went away",), OPTIONS))
+    kept = asyncio.create_task(scorer.score("q", ("still here",), OPTIONS))
     await wait_until(lambda: len(scorer._jobs) == 2)
     gone.cancel()
     backend.gate.set()
@@ -148,8 +150,8 @@ async def test_failed_forward_fails_its_requests_and_the_worker_goes_on() -> Non
     scorer, _ = make_scorer(backend)
     backend.fail_next = True
     with pytest.raises(TransientFailure, match="device lost"):
-        await scorer.score("q", ("a b",))
-    assert (await scorer.score("q", ("a b",))).scores == (2.0,)
+        await scorer.score("q", ("a b",), OPTIONS)
+    assert (await scorer.score("q", ("a b",), OPTIONS)).scores == (2.0,)
     await scorer.close()
 
 
@@ -157,7 +159,7 @@ async def test_close_answers_queued_requests() -> None:
     backend = ScriptedBackend()
     scorer, _ = make_scorer(backend)
     blocker = await block_worker(scorer, backend)
-    queued = asyncio.create_task(scorer.score("q", ("x",)))
+    queued = asyncio.create_task(scorer.score("q", ("x",), OPTIONS))
     await wait_until(lambda: len(scorer._jobs) == 1)
     closing = asyncio.create_task(scorer.close())
     await asyncio.sleep(0.05)
@@ -167,4 +169,20 @@ async def test_close_answers_queued_requests() -> None:
     with pytest.raises(ModelUnavailable):
         await queued
     with pytest.raises(ModelUnavailable):
-        await scorer.score("q", ("y",))
+        await scorer.score("q", ("y",), OPTIONS)
+
+
+async def test_queue_bounded_by_estimated_wait() -> None:
+    backend = ScriptedBackend()
+    scorer = BatchingScorer(
+        "m", backend, max_batch_tokens=4096, max_batch_size=64, max_queue_pairs=10_000, max_queue_seconds=5.0
+    )
+    scorer._admission.observe(inputs=10, seconds=1.0)  # measured: 10 inputs a second
+    blocker = await block_worker(scorer, backend)  # 2 inputs pending
+    admitted = asyncio.create_task(scorer.score("q", tuple("abcdefghijklmnopqrstuvwxyz"[:40]), OPTIONS))
+    await wait_until(lambda: scorer.pending > 2)  # 2 + 27 inputs: ~2.9 s of work, under 5 s
+    with pytest.raises(Overloaded, match=r"about 5\.1s of work"):
+        await scorer.score("q", tuple("abcdefghijklmnopqrstu"), OPTIONS)  # +22 inputs: ~5.1 s
+    backend.gate.set()
+    await asyncio.gather(blocker, admitted)
+    await scorer.close()

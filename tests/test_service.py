@@ -10,7 +10,7 @@ from rerankd.config import Settings
 from rerankd.errors import InvalidRequest, PayloadTooLarge, TransientFailure
 from rerankd.metrics import Metrics
 from rerankd.service import RerankService, activate
-from rerankd.types import RerankRequest, ScoreResult
+from rerankd.types import RerankRequest, ScoreOptions, ScoreResult
 
 
 class FlakyScorer:
@@ -20,7 +20,7 @@ class FlakyScorer:
         self.calls = 0
         self.activation = activation
 
-    async def score(self, query: str, documents: tuple[str, ...]) -> ScoreResult:
+    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
         self.calls += 1
         if self.calls <= self.failures:
             raise TransientFailure("flaky")

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, SettingsConfigDict
 
+from rerankd.types import LongDocuments
+
 __all__ = ["ConfigError", "ModelKind", "ModelSpec", "Settings", "load_settings"]
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,15 @@ class ModelSpec(BaseModel):
     preload: bool = Field(default=False, description="Load at start-up instead of on first use.")
     aliases: tuple[str, ...] = Field(default=(), description="Other names clients may send for this model.")
     max_batch_tokens: int | None = Field(default=None, ge=64, description="Overrides the server setting.")
+    long_documents: LongDocuments = Field(
+        default="chunk",
+        description="A document longer than the window: chunk (score windows, keep the best), "
+        "truncate_end, truncate_start, or error. Requests may ask otherwise.",
+    )
+    max_chunks_per_doc: int = Field(
+        default=10, ge=1, description="Windows scored per document when chunking."
+    )
+    overlap_tokens: int = Field(default=32, ge=0, description="Tokens shared by neighbouring windows.")
 
     @field_validator("name", "aliases")
     @classmethod
@@ -88,6 +99,11 @@ class Settings(BaseSettings):
     max_retries: int = Field(default=3, ge=0, description="Cap on a request's `retries`.")
     max_queue_pairs: int = Field(
         default=8192, ge=1, description="Pending (query, document) pairs per model before 429."
+    )
+    max_queue_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Estimated seconds of queued work per model (pending inputs / measured rate) before 429.",
     )
     max_batch_tokens: int = Field(default=8192, ge=64, description="Padded tokens in one forward pass.")
     max_batch_size: int = Field(default=256, ge=1, description="Rows in one forward pass.")

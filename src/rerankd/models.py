@@ -18,7 +18,7 @@ from rerankd.config import ModelSpec, Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
 from rerankd.metrics import Metrics
 from rerankd.scheduler import BatchingScorer, DirectScorer
-from rerankd.types import ModelStatus, Scorer
+from rerankd.types import ModelStatus, ScoreOptions, Scorer
 
 __all__ = ["ModelEntry", "ModelPool"]
 
@@ -39,7 +39,7 @@ def _load_and_warm_up(spec: ModelSpec) -> BatchedBackend | DirectBackend:
     """Load, then run one tiny pass so the first request does not pay for lazy initialisation."""
     backend = load_backend(spec)
     if isinstance(backend, BatchedBackend):
-        backend.forward(backend.prepare("warm up", ["warm up"]).inputs)
+        backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
     return backend
 
 
@@ -112,9 +112,15 @@ class ModelPool:
                 max_batch_tokens=spec.max_batch_tokens or self.settings.max_batch_tokens,
                 max_batch_size=self.settings.max_batch_size,
                 max_queue_pairs=self.settings.max_queue_pairs,
+                max_queue_seconds=self.settings.max_queue_seconds,
                 observer=self.metrics.batch_observer(spec.name),
             )
-        return DirectScorer(spec.name, backend, max_queue_pairs=self.settings.max_queue_pairs)
+        return DirectScorer(
+            spec.name,
+            backend,
+            max_queue_pairs=self.settings.max_queue_pairs,
+            max_queue_seconds=self.settings.max_queue_seconds,
+        )
 
     async def close(self) -> None:
         for entry in self.entries.values():

@@ -2,7 +2,8 @@
 
 ``BatchingScorer`` serves a batched backend (cross- and bi-encoders):
 
-1. admission: a request's inputs are counted against ``max_queue_pairs``; over the bound it gets
+1. admission: a request's inputs are counted against ``max_queue_pairs``, and the queue's estimated
+   work (pending inputs / measured rate) against ``max_queue_seconds``; over either bound it gets
    :class:`~rerankd.errors.Overloaded` (HTTP 429 with Retry-After) at once, before any work;
 2. tokenization runs on the scorer's tokenizer thread (so it overlaps the forward pass);
 3. the job joins a FIFO queue served by the model's single worker thread, which takes a window of
@@ -30,7 +31,7 @@ from typing import Any, TypeVar
 from rerankd.backends.base import BatchedBackend, DirectBackend, Encoded
 from rerankd.batching import pack, padded_tokens
 from rerankd.errors import ModelUnavailable, Overloaded, RerankdError, TransientFailure
-from rerankd.types import BatchStats, ScoreResult, Timings
+from rerankd.types import BatchStats, ScoreOptions, ScoreResult, Timings
 
 __all__ = ["BatchObserver", "BatchingScorer", "DirectScorer"]
 
@@ -48,21 +49,26 @@ BatchObserver = Callable[[BatchStats], None]
 class _Admission:
     """Counts admitted inputs against a bound and estimates when a rejected caller should retry."""
 
-    def __init__(self, name: str, max_pending: int) -> None:
+    def __init__(self, name: str, max_pending: int, max_wait: float) -> None:
         self.name = name
         self.max_pending = max_pending
+        self.max_wait = max_wait
         self.pending = 0
         self._lock = threading.Lock()
         self._rate = 0.0  # inputs per second, smoothed
 
     def admit(self, count: int) -> None:
         with self._lock:
-            # An empty queue always admits, so one request larger than the bound is still served.
-            if self.pending and self.pending + count > self.max_pending:
-                retry_after = 1 if self._rate <= 0 else min(60, max(1, math.ceil(self.pending / self._rate)))
+            # An empty queue always admits, so one request larger than the bounds is still served.
+            if not self.pending:
+                self.pending += count
+                return
+            wait = (self.pending + count) / self._rate if self._rate > 0 else 0.0
+            if self.pending + count > self.max_pending or wait > self.max_wait:
+                retry_after = min(60, max(1, math.ceil(self.pending / self._rate))) if self._rate > 0 else 1
                 raise Overloaded(
-                    f"model '{self.name}' is busy: {self.pending} inputs queued (limit {self.max_pending}); "
-                    f"retry after {retry_after}s",
+                    f"model '{self.name}' is busy: {self.pending} inputs queued (about {wait:.1f}s of work; "
+                    f"limits {self.max_pending} inputs, {self.max_wait:g}s); retry after {retry_after}s",
                     retry_after=retry_after,
                 )
             self.pending += count
@@ -122,13 +128,14 @@ class BatchingScorer:
         max_batch_tokens: int,
         max_batch_size: int,
         max_queue_pairs: int,
+        max_queue_seconds: float = math.inf,
         observer: BatchObserver | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
-        self._admission = _Admission(name, max_queue_pairs)
+        self._admission = _Admission(name, max_queue_pairs, max_queue_seconds)
         self._observer = observer
         self._tokenizer = ThreadPoolExecutor(1, thread_name_prefix=f"tokenize-{name}")
         self._wakeup = threading.Condition()
@@ -141,7 +148,7 @@ class BatchingScorer:
     def pending(self) -> int:
         return self._admission.pending
 
-    async def score(self, query: str, documents: tuple[str, ...]) -> ScoreResult:
+    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
         if self._stopped:
             raise ModelUnavailable(f"model '{self.name}' is shutting down")
         count = len(documents) + 1  # an upper bound of inputs (pairs, or query + documents)
@@ -149,7 +156,9 @@ class BatchingScorer:
         try:
             loop = asyncio.get_running_loop()
             began = time.perf_counter()
-            prepared = await loop.run_in_executor(self._tokenizer, self.backend.prepare, query, documents)
+            prepared = await loop.run_in_executor(
+                self._tokenizer, self.backend.prepare, query, documents, options
+            )
             tokenized = time.perf_counter()
             job = _Job(prepared.inputs, loop.create_future(), loop, enqueued=tokenized)
             with self._wakeup:
@@ -248,23 +257,27 @@ class BatchingScorer:
 class DirectScorer:
     """Runs a direct backend on one thread per model, with the same admission control."""
 
-    def __init__(self, name: str, backend: DirectBackend, *, max_queue_pairs: int) -> None:
+    def __init__(
+        self, name: str, backend: DirectBackend, *, max_queue_pairs: int, max_queue_seconds: float = math.inf
+    ) -> None:
         self.name = name
         self.backend = backend
-        self._admission = _Admission(name, max_queue_pairs)
+        self._admission = _Admission(name, max_queue_pairs, max_queue_seconds)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"model-{name}")
 
     @property
     def pending(self) -> int:
         return self._admission.pending
 
-    async def score(self, query: str, documents: tuple[str, ...]) -> ScoreResult:
+    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
         self._admission.admit(len(documents))
         try:
             loop = asyncio.get_running_loop()
             began = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._thread, self.backend.score, query, documents)
+                result = await loop.run_in_executor(
+                    self._thread, self.backend.score, query, documents, options
+                )
             except RerankdError:
                 raise
             except Exception as exc:

@@ -75,7 +75,7 @@ class RerankService:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    result = await scorer.score(request.query, request.documents)
+                    result = await scorer.score(request.query, request.documents, request.options)
             assert result is not None
             return self._respond(request, result, attempts)
         except RerankdError as exc:
@@ -106,4 +106,7 @@ class RerankService:
         usage = Usage(query_tokens=result.query_tokens, documents_tokens=sum(result.document_tokens))
         self.metrics.documents.labels(request.model).inc(len(scores))
         self.metrics.tokens.labels(request.model).inc(usage.total_tokens)
-        return RerankResponse(request.model, ranked, usage, attempts=attempts, timings=result.timings)
+        scored = sum(result.document_chunks) if result.document_chunks else len(scores)
+        return RerankResponse(
+            request.model, ranked, usage, attempts=attempts, timings=result.timings, scored_documents=scored
+        )

@@ -13,6 +13,19 @@ from typing import Literal, Protocol
 
 Activation = Literal["sigmoid", "identity", "saturation"]  # see service.activate
 ModelStatus = Literal["not_loaded", "loading", "ready", "failed"]
+# What to do with a document longer than the model's window: split it into windows and keep the best
+# window's score, cut its end, cut its start, or refuse the request.
+LongDocuments = Literal["chunk", "truncate_end", "truncate_start", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOptions:
+    """How to score, beyond query and documents. ``None`` fields take the model's configured default."""
+
+    long_documents: LongDocuments | None = None
+    max_chunks_per_doc: int | None = None
+    overlap_tokens: int | None = None
+    max_tokens_per_doc: int | None = None  # cut every document to this many tokens first
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +39,7 @@ class RerankRequest:
     return_documents: bool = True
     raw_scores: bool = False  # skip the activation (sigmoid) of one-label models
     retries: int = 0
+    options: ScoreOptions = field(default_factory=ScoreOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +60,7 @@ class ScoreResult:
     query_tokens: int
     document_tokens: tuple[int, ...]
     timings: Timings = field(default_factory=Timings)
+    document_chunks: tuple[int, ...] = ()  # inputs scored per document (> 1 when chunked); () = one each
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +98,12 @@ class RerankResponse:
     usage: Usage
     attempts: int = 1
     timings: Timings = field(default_factory=Timings)
+    scored_documents: int = 0  # documents as scored, each chunk counted (Cohere's search units)
 
 
 class Scorer(Protocol):
     """Scores a query against documents. Local models and upstream providers both implement it."""
 
-    async def score(self, query: str, documents: tuple[str, ...]) -> ScoreResult: ...
+    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult: ...
 
     async def close(self) -> None: ...

@@ -10,6 +10,7 @@ from sentence_transformers import SentenceTransformer
 
 from rerankd.backends.bi_encoder import BiEncoderBackend
 from rerankd.config import ModelSpec
+from rerankd.types import ScoreOptions
 
 QUERY = "What is the capital of the United States?"
 DOCUMENTS = [
@@ -27,7 +28,7 @@ DOCUMENTS = [
 
 def scores_of(path: Path, query: str, documents: list[str]) -> list[float]:
     backend = BiEncoderBackend.load(ModelSpec(name="m", kind="bi-encoder", source=str(path), device="cpu"))
-    prepared = backend.prepare(query, documents)
+    prepared = backend.prepare(query, documents, ScoreOptions())
     # Odd batch boundaries on purpose: the query and documents are padded with different neighbours.
     outputs = backend.forward(prepared.inputs[:2]) + backend.forward(prepared.inputs[2:])
     return prepared.combine(outputs)
@@ -50,3 +51,24 @@ def test_real_minilm_ranks_washington_first(minilm_path: Path) -> None:
     ours = scores_of(minilm_path, QUERY, DOCUMENTS)
     assert int(np.argmax(ours)) == 2
     assert ours == pytest.approx(reference(minilm_path, QUERY, DOCUMENTS), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_passage_beyond_the_window_wins_with_chunking_not_with_truncation(minilm_path: Path) -> None:
+    sentence = (
+        "Knead the dough for ten minutes, let it rise in a warm kitchen, then bake the loaf until golden."
+    )
+    filler = " ".join([sentence] * 20)
+    long_document = filler + " Washington, D.C. is the capital of the United States of America."
+    documents = [long_document, DOCUMENTS[0], DOCUMENTS[3]]
+    spec = ModelSpec(name="m", kind="bi-encoder", source=str(minilm_path), device="cpu")
+    backend = BiEncoderBackend.load(spec)
+    assert len(backend.tokenizer(long_document)["input_ids"]) > backend.max_length
+
+    def ranking(options: ScoreOptions) -> list[int]:
+        prepared = backend.prepare(QUERY, documents, options)
+        scores = prepared.combine(backend.forward(prepared.inputs))
+        return sorted(range(len(documents)), key=lambda i: -scores[i])
+
+    assert ranking(ScoreOptions(long_documents="chunk"))[0] == 0
+    assert ranking(ScoreOptions(long_documents="truncate_end"))[-1] == 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from rerankd.backends.bm25 import Bm25Backend, tokenize
 from rerankd.service import activate
+from rerankd.types import ScoreOptions
+
+OPTIONS = ScoreOptions()
 
 
 def test_tokenize_words_and_cjk_bigrams() -> None:
@@ -19,7 +22,7 @@ def test_english_ranking() -> None:
         "Washington, D.C. is the capital of the United States.",
         "Capitalization in English grammar.",
     ]
-    result = Bm25Backend().score("capital of the United States", docs)
+    result = Bm25Backend().score("capital of the United States", docs, OPTIONS)
     assert max(range(3), key=lambda i: result.scores[i]) == 1
     assert result.query_tokens == 3
     assert len(result.document_tokens) == 3
@@ -32,13 +35,13 @@ def test_chinese_without_spaces_ranks_the_answer_first() -> None:
         "英语语法中的大写字母用法",
         "死刑在美国的历史",
     ]
-    result = Bm25Backend().score("美国的首都是哪里?", docs)
+    result = Bm25Backend().score("美国的首都是哪里?", docs, OPTIONS)
     assert max(range(4), key=lambda i: result.scores[i]) == 1
     relevance = activate(tuple(result.scores), "saturation")
     assert all(0.0 <= r < 1.0 for r in relevance)
 
 
 def test_no_overlap_scores_zero() -> None:
-    result = Bm25Backend().score("zebra", ["alpha beta", "gamma"])
+    result = Bm25Backend().score("zebra", ["alpha beta", "gamma"], OPTIONS)
     assert result.scores == [0.0, 0.0]
-    assert Bm25Backend().score("the of", ["alpha"]).scores == [0.0]  # only stop words
+    assert Bm25Backend().score("the of", ["alpha"], OPTIONS).scores == [0.0]  # only stop words

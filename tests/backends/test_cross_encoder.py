@@ -11,6 +11,8 @@ from sentence_transformers import CrossEncoder
 from rerankd.backends.cross_encoder import CrossEncoderBackend
 from rerankd.batching import pack
 from rerankd.config import ModelSpec
+from rerankd.errors import InvalidRequest
+from rerankd.types import ScoreOptions
 
 QUERY = "What is the capital of the United States?"
 DOCUMENTS = [
@@ -33,7 +35,7 @@ def score_batched(
     backend: CrossEncoderBackend, query: str, documents: list[str], budget: int = 10_000
 ) -> list[float]:
     """Run prepare + forward the way the scheduler does: length-sorted, packed batches."""
-    prepared = backend.prepare(query, documents)
+    prepared = backend.prepare(query, documents, ScoreOptions())
     outputs: list[float] = [0.0] * len(prepared.inputs)
     lengths = [len(item) for item in prepared.inputs]
     for batch in pack(lengths, budget, 64):
@@ -71,7 +73,7 @@ def test_batch_composition_does_not_change_scores(tiny_xlmr: Path) -> None:
 def test_only_the_document_is_truncated(tiny_bert: Path) -> None:
     backend = load(tiny_bert, max_length=32)
     long_document = " ".join(["aerodynamics of a wing"] * 40)
-    prepared = backend.prepare(QUERY, [long_document, "short"])
+    prepared = backend.prepare(QUERY, [long_document, "short"], ScoreOptions(long_documents="truncate_end"))
     first = list(prepared.inputs[0].input_ids)
     assert len(first) == 32
     query_ids = backend.tokenizer(QUERY, add_special_tokens=False)["input_ids"]
@@ -82,7 +84,7 @@ def test_only_the_document_is_truncated(tiny_bert: Path) -> None:
 
 def test_overlong_query_is_cut_to_half_the_window(tiny_bert: Path) -> None:
     backend = load(tiny_bert, max_length=32)
-    prepared = backend.prepare(" ".join(["capital"] * 100), ["a document about washington"])
+    prepared = backend.prepare(" ".join(["capital"] * 100), ["a document about washington"], ScoreOptions())
     assert prepared.query_tokens == (32 - 3) // 2
     assert len(prepared.inputs[0]) <= 32
     assert prepared.document_tokens[0] > 0
@@ -90,3 +92,34 @@ def test_overlong_query_is_cut_to_half_the_window(tiny_bert: Path) -> None:
 
 def test_default_max_length_from_the_model(tiny_xlmr: Path) -> None:
     assert load(tiny_xlmr).max_length == 512  # 514 positions minus the RoBERTa padding offset
+
+
+def test_long_documents_are_chunked_with_overlap_and_score_as_their_best_window(tiny_bert: Path) -> None:
+    backend = load(tiny_bert, max_length=32, overlap_tokens=4, max_chunks_per_doc=50)
+    words = " ".join(f"w{i}" for i in range(60))
+    prepared = backend.prepare("capital", [words, "short"], ScoreOptions())
+    query_ids = backend.tokenizer("capital", add_special_tokens=False)["input_ids"]
+    budget = 32 - 3 - len(query_ids)
+    document_ids = backend.tokenizer(words, add_special_tokens=False)["input_ids"]
+    windows = [list(item.input_ids)[1 + len(query_ids) + 1 : -1] for item in prepared.inputs[:-1]]
+    assert all(len(window) <= budget for window in windows)
+    assert windows[0] == document_ids[:budget]
+    assert windows[1][:4] == windows[0][-4:]  # neighbours share the overlap
+    assert windows[-1][-1] == document_ids[-1]  # the whole document is covered
+    assert prepared.chunks == [len(windows), 1]
+    assert prepared.document_tokens[0] == sum(len(window) for window in windows)
+    outputs = backend.forward(prepared.inputs)
+    assert prepared.combine(outputs) == [max(outputs[:-1]), outputs[-1]]
+
+
+def test_chunk_limit_and_per_request_choices(tiny_bert: Path) -> None:
+    backend = load(tiny_bert, max_length=32)
+    words = " ".join(f"w{i}" for i in range(200))
+    assert backend.prepare("q", [words], ScoreOptions(max_chunks_per_doc=3)).chunks == [3]
+    cut = backend.prepare("q", [words], ScoreOptions(max_tokens_per_doc=10))
+    assert cut.chunks == [1] and cut.document_tokens == [10]
+    start = backend.prepare("q", [words], ScoreOptions(long_documents="truncate_start"))
+    document_ids = backend.tokenizer(words, add_special_tokens=False)["input_ids"]
+    assert list(start.inputs[0].input_ids)[-2] == document_ids[-1]
+    with pytest.raises(InvalidRequest, match="document 0 has"):
+        backend.prepare("q", [words], ScoreOptions(long_documents="error"))

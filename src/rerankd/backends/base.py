@@ -14,13 +14,14 @@ Backends return raw scores; the service applies ``activation``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rerankd.types import Activation
+from rerankd.types import Activation, ScoreOptions
 
-__all__ = ["BatchedBackend", "DirectBackend", "DirectScores", "Encoded", "Prepared"]
+__all__ = ["BatchedBackend", "DirectBackend", "DirectScores", "Encoded", "Prepared", "best_per_document"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,15 @@ class Prepared:
     document_tokens: list[int]
     # Outputs of ``forward`` for ``inputs`` (same order) -> one raw score per document.
     combine: Callable[[list[Any]], list[float]]
+    chunks: list[int] | None = None  # inputs per document, where documents were split into windows
+
+
+def best_per_document(owner: Sequence[int], count: int, scores: Sequence[float]) -> list[float]:
+    """A chunked document scores as its best window."""
+    best = [-math.inf] * count
+    for document, score in zip(owner, scores, strict=True):
+        best[document] = max(best[document], score)
+    return best
 
 
 @runtime_checkable
@@ -48,7 +58,7 @@ class BatchedBackend(Protocol):
     activation: Activation
     max_length: int
 
-    def prepare(self, query: str, documents: Sequence[str]) -> Prepared: ...
+    def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared: ...
 
     def forward(self, inputs: Sequence[Encoded]) -> list[Any]: ...
 
@@ -64,4 +74,4 @@ class DirectScores:
 class DirectBackend(Protocol):
     activation: Activation
 
-    def score(self, query: str, documents: Sequence[str]) -> DirectScores: ...
+    def score(self, query: str, documents: Sequence[str], options: ScoreOptions) -> DirectScores: ...

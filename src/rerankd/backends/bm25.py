@@ -1,11 +1,11 @@
 """BM25 over the request's own documents, with bm25s.
 
-The index is built per request (the documents are the corpus), so IDF is relative to what the
-caller sent. Text is lower-cased and split into words; runs of CJK characters, which have no spaces,
-become overlapping character bigrams (as Lucene's CJK analyzer does), so Chinese and Japanese rank
-sensibly without a dictionary. English stop words are dropped and words are stemmed when PyStemmer
-is installed. Raw BM25 scores are >= 0; the service maps them to 0..1 as ``s / (s + 1)``.
-"""
+The index is built per request (the documents are the corpus), so IDF is relative to what the caller
+sent. Text is lower-cased and split into words; runs of CJK characters, which have no spaces, become
+overlapping character bigrams (as Lucene's CJK analyzer does), so Chinese and Japanese rank sensibly
+without a dictionary. English stop words are dropped and words are stemmed when PyStemmer is
+installed. Whole documents are scored (BM25 has no window), whatever the chunking options. Raw BM25
+scores are >= 0; the service maps them to 0..1 as ``s / (s + 1)``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from bm25s.stopwords import STOPWORDS_EN
 
 from rerankd.backends.base import DirectScores
 from rerankd.config import ModelSpec
-from rerankd.types import Activation
+from rerankd.types import Activation, ScoreOptions
 
 __all__ = ["Bm25Backend", "tokenize"]
 
@@ -58,7 +58,7 @@ class Bm25Backend:
     def load(cls, spec: ModelSpec) -> Bm25Backend:
         return cls()
 
-    def score(self, query: str, documents: Sequence[str]) -> DirectScores:
+    def score(self, query: str, documents: Sequence[str], options: ScoreOptions) -> DirectScores:
         corpus = [tokenize(document) for document in documents]
         query_tokens = tokenize(query)
         scores: Any = [0.0] * len(corpus)

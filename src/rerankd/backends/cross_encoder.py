@@ -1,10 +1,10 @@
 """Cross-encoders (BERT / XLM-RoBERTa rerankers such as bge-reranker, ms-marco-MiniLM).
 
-Each (query, document) pair is one input: ``[CLS] query [SEP] document [SEP]``, truncating only
-the document to ``max_length``. The raw score is the logit of a one-label model, or the difference
-of the two logits of a two-label model (so that the sigmoid the service applies equals softmax of
-the positive label). Matches sentence-transformers ``CrossEncoder.predict`` on the same inputs.
-"""
+Each (query, document window) pair is one input: ``[CLS] query [SEP] document [SEP]``; documents
+longer than the window are chunked (best window wins) or truncated, never the query (see
+windows.py). The raw score is the logit of a one-label model, or the difference of the two logits of
+a two-label model (so that the sigmoid the service applies equals softmax of the positive label).
+Matches sentence-transformers ``CrossEncoder.predict`` on the same inputs."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rerankd.backends.base import Encoded, Prepared
+from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
 from rerankd.backends.torch_runtime import pad_batch, resolve_device, resolve_dtype
+from rerankd.backends.windows import FitPolicy, Windower
 from rerankd.config import ModelSpec
-from rerankd.types import Activation
+from rerankd.types import Activation, ScoreOptions
 
 __all__ = ["CrossEncoderBackend"]
 
@@ -40,20 +41,21 @@ def _default_max_length(tokenizer: Any, config: Any) -> int:
 class CrossEncoderBackend:
     activation: Activation = "sigmoid"
 
-    def __init__(self, model: Any, tokenizer: Any, device: torch.device, max_length: int) -> None:
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device, spec: ModelSpec) -> None:
         num_labels = int(model.config.num_labels)
         if num_labels not in (1, 2):
             raise ValueError(f"a reranker needs 1 or 2 output labels; this model has {num_labels}")
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
-        self.max_length = max_length
+        self.spec = spec
+        self.max_length = spec.max_length or _default_max_length(tokenizer, model.config)
         self.num_labels = num_labels
-        self.pair_specials = tokenizer.num_special_tokens_to_add(pair=True)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.uses_token_types = "token_type_ids" in tokenizer.model_input_names and (
+        uses_token_types = "token_type_ids" in tokenizer.model_input_names and (
             getattr(model.config, "type_vocab_size", 1) > 1
         )
+        self.windows = Windower(tokenizer, self.max_length, with_token_types=uses_token_types)
 
     @classmethod
     def load(cls, spec: ModelSpec) -> CrossEncoderBackend:
@@ -65,33 +67,16 @@ class CrossEncoderBackend:
             source, dtype=resolve_dtype(spec.dtype, device), **common
         )
         model.eval().to(device)
-        max_length = spec.max_length or _default_max_length(tokenizer, model.config)
-        return cls(model, tokenizer, device, max_length)
+        return cls(model, tokenizer, device, spec)
 
-    def _fit_query(self, query: str) -> tuple[str, int]:
-        """The query as scored: cut to half the window if it is longer, so documents keep room."""
-        encoded = self.tokenizer(query, add_special_tokens=False, return_offsets_mapping=True)
-        limit = max(1, (self.max_length - self.pair_specials) // 2)
-        if len(encoded["input_ids"]) <= limit:
-            return query, len(encoded["input_ids"])
-        cut = encoded["offset_mapping"][limit - 1][1]
-        return query[:cut], limit
+    def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared:
+        fitted = self.windows.pairs(query, documents, FitPolicy.of(options, self.spec))
+        count = len(documents)
 
-    def prepare(self, query: str, documents: Sequence[str]) -> Prepared:
-        query, query_tokens = self._fit_query(query)
-        encoded = self.tokenizer(
-            [query] * len(documents),
-            list(documents),
-            truncation="only_second",
-            max_length=self.max_length,
-            return_attention_mask=False,
-            return_token_type_ids=self.uses_token_types,
-        )
-        ids = encoded["input_ids"]
-        types = encoded["token_type_ids"] if self.uses_token_types else [None] * len(ids)
-        inputs = [Encoded(row, row_types) for row, row_types in zip(ids, types, strict=True)]
-        document_tokens = [len(row) - query_tokens - self.pair_specials for row in ids]
-        return Prepared(inputs, query_tokens, document_tokens, combine=list)
+        def combine(outputs: list[float]) -> list[float]:
+            return best_per_document(fitted.owner, count, outputs)
+
+        return Prepared(fitted.inputs, fitted.query_tokens, fitted.document_tokens, combine, fitted.chunks)
 
     def forward(self, inputs: Sequence[Encoded]) -> list[float]:
         batch = pad_batch(inputs, self.pad_id, self.device)
