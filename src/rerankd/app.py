@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import rerankd
-from rerankd.api import ROUTERS
 from rerankd.api.common import ClientGone, error_body
+from rerankd.api.routing import error_body_for, include_routes
 from rerankd.config import Settings
 from rerankd.errors import InvalidRequest, MalformedBody, PayloadTooLarge, RerankdError, UnsupportedMediaType
 from rerankd.metrics import Metrics
@@ -116,7 +116,7 @@ def _validation_error(exc: RequestValidationError) -> RerankdError:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RerankdError)
     async def on_rerankd_error(request: Request, exc: RerankdError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
+        return JSONResponse(error_body_for(request, exc), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -130,7 +130,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             error.message = f"no route {request.method} {request.url.path}; see /docs for the API"
         elif exc.status_code == 400:  # FastAPI could not parse the body (e.g. nested too deep)
             error = MalformedBody(f"request body could not be parsed as JSON ({exc.detail})")
-        return JSONResponse(error_body(error), status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(error_body_for(request, error), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(ClientGone)
     async def on_client_gone(request: Request, exc: ClientGone) -> Response:
@@ -140,7 +140,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         error = RerankdError(f"internal error ({type(exc).__name__}); the server log has the details")
-        return JSONResponse(error_body(error), status_code=500)
+        return JSONResponse(error_body_for(request, error), status_code=500)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -159,7 +159,9 @@ def create_app(settings: Settings) -> FastAPI:
         title="rerankd",
         version=rerankd.__version__,
         description="Self-hosted rerank API server and gateway. POST /v1/rerank ranks documents by "
-        "relevance to a query with the model you name; GET /v1/models lists the models.",
+        "relevance to a query with the model you name; GET /v1/models lists the models. The same service "
+        "speaks the Cohere (v1, v2), Jina, Voyage, TEI, Infinity and vLLM rerank formats, each under its own "
+        "prefix (/cohere/v2/rerank, /jina/v1/rerank, /tei/rerank, ...).",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -168,8 +170,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.service = RerankService(settings, pool, metrics)
     app.state.unknown_fields = set()
     app.state.started_at = time.time()
-    for router in ROUTERS:
-        app.include_router(router)
+    include_routes(app, settings)
     _install_error_handlers(app)
     app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes)
     return app

@@ -94,6 +94,16 @@ class Settings(BaseSettings):
         "As an environment variable: comma-separated.",
     )
     models: list[ModelSpec] = Field(default_factory=list)
+    default_model: str | None = Field(
+        default=None,
+        description="The model for requests that name none (TEI, Infinity, vLLM, Cohere v1 clients); "
+        "default: the first model configured.",
+    )
+    v1_dialect: Literal["seed", "cohere", "jina", "voyage", "infinity", "vllm"] = Field(
+        default="seed",
+        description="The format of bare POST /v1/rerank (prefixed paths such as /jina/v1/rerank always "
+        "speak their own).",
+    )
     max_documents: int = Field(default=1000, ge=1, description="Most documents in one request (else 413).")
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest body (else 413).")
     max_retries: int = Field(default=3, ge=0, description="Cap on a request's `retries`.")
@@ -126,6 +136,8 @@ class Settings(BaseSettings):
                 if name in seen:
                     raise ValueError(f"model name {name!r} is used twice; names and aliases must be unique")
                 seen.add(name)
+        if self.default_model is not None and self.default_model not in seen:
+            raise ValueError(f"default_model {self.default_model!r} is not a configured model name or alias")
         return self
 
 

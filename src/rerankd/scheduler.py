@@ -176,6 +176,7 @@ class BatchingScorer:
             timings=Timings(
                 tokenization=tokenized - began, queue=started - tokenized, inference=job.inference
             ),
+            document_chunks=tuple(prepared.chunks or ()),
         )
 
     async def close(self) -> None:

@@ -1,14 +1,5 @@
 """HTTP dialects: each module converts one wire format to and from ``rerankd.types``.
 
-A new dialect is one module with a ``router`` plus one line in ``ROUTERS``.
+``routing.py`` has the table of every path and the dialect that answers it. A new dialect is one
+module (request model, ``to_internal``, ``render``, ``error_body``, ``router``) plus its line there.
 """
-
-from __future__ import annotations
-
-from fastapi import APIRouter
-
-from rerankd.api import common, seed
-
-__all__ = ["ROUTERS"]
-
-ROUTERS: tuple[APIRouter, ...] = (common.router, seed.router)

@@ -1,5 +1,6 @@
-"""What every dialect shares: Bearer auth, the service handle, cancellation on client disconnect,
-logging of unknown fields, error bodies; and the dialect-free routes (/health, /v1/models, /metrics).
+"""What every dialect shares: Bearer auth, the service handle, the default model, ``{text}``
+documents, cancellation on client disconnect, logging of unknown fields, timing headers, and the
+OpenAI-style error body that most dialects use.
 """
 
 from __future__ import annotations
@@ -9,28 +10,46 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import Depends, Request
+from pydantic import BaseModel, ConfigDict
 
 from rerankd.errors import RerankdError, Unauthorized
 from rerankd.models import ModelPool
 from rerankd.service import RerankService
+from rerankd.types import RerankRequest, RerankResponse, Timings
 
 __all__ = [
+    "RERANK_ERRORS",
     "ClientGone",
     "PoolDep",
     "ServiceDep",
+    "TextDocument",
+    "all_if_zero",
     "cancel_on_disconnect",
+    "default_model",
     "error_body",
     "log_unknown_fields",
     "pool",
     "require_key",
-    "router",
+    "rerank",
     "service",
+    "text_of",
     "timing_headers",
 ]
+
+# Documented on every rerank route of every dialect.
+RERANK_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON"},
+    401: {"description": "Missing or wrong API key"},
+    404: {"description": "Unknown model (the message lists the available ones)"},
+    413: {"description": "Too many documents, or the body is too large"},
+    415: {"description": "Content-Type is not JSON"},
+    422: {"description": "Invalid input (the message names the field)"},
+    429: {"description": "The model is overloaded; Retry-After says when to come back"},
+    503: {"description": "The model cannot be loaded (the message says how to fix it), or scoring failed"},
+}
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +90,43 @@ def require_key(request: Request) -> None:
         raise Unauthorized("invalid API key: check the key in `Authorization: Bearer <key>`")
 
 
+class TextDocument(BaseModel):
+    """A document given as an object: ``text`` is ranked, other fields are kept and echoed back."""
+
+    model_config = ConfigDict(extra="allow")
+    text: str
+
+
+def text_of(document: str | TextDocument) -> str:
+    return document if isinstance(document, str) else document.text
+
+
+def all_if_zero(top: int | None) -> int | None:
+    """Clients send 0 or null for "all of them"; a negative count is left for the service to refuse."""
+    return None if top == 0 else top
+
+
+def default_model(request: Request, model: str | None) -> str:
+    """The model a request names, or the server's default (for dialects whose clients send none)."""
+    if model:
+        return model
+    settings = request.app.state.settings
+    if settings.default_model:
+        return str(settings.default_model)
+    return str(settings.models[0].name) if settings.models else ""
+
+
+async def rerank(
+    request: Request, dialect: str, body: BaseModel, internal: RerankRequest
+) -> tuple[RerankResponse, dict[str, str]]:
+    """Run one rerank call for a dialect's endpoint: log unknown fields, cancel on disconnect."""
+    began = time.perf_counter()
+    log_unknown_fields(request, dialect, body)
+    svc: RerankService = request.app.state.service
+    response: RerankResponse = await cancel_on_disconnect(request, svc.rerank(internal))
+    return response, timing_headers(response.timings, began)
+
+
 def error_body(exc: RerankdError) -> dict[str, Any]:
     """The OpenAI-style error body that the seed gateways and most clients parse."""
     return {"error": {"message": exc.message, "type": exc.code, "code": exc.status}}
@@ -108,78 +164,7 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[Any]) -> Any:
     return task.result()
 
 
-# -- dialect-free routes ------------------------------------------------------------------------
-
-router = APIRouter()
-
-
-class Health(BaseModel):
-    status: Literal["ok"] = "ok"
-    models_ready: int
-    models_configured: int
-
-
-class ModelCard(BaseModel):
-    id: str
-    object: Literal["model"] = "model"
-    created: int
-    owned_by: str = "rerankd"
-    kind: str
-    status: str = Field(description="not_loaded | loading | ready | failed")
-    error: str | None = Field(default=None, description="Why the model cannot be loaded, and how to fix it.")
-    aliases: list[str] = Field(default_factory=list)
-    source: str | None = None
-    max_length: int | None = None
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
-
-
-@router.get("/health", response_model=Health, tags=["server"], summary="Liveness (no auth)")
-async def health(models: PoolDep) -> Health:
-    ready = sum(entry.status == "ready" for entry in models.entries.values())
-    return Health(models_ready=ready, models_configured=len(models.entries))
-
-
-@router.get(
-    "/v1/models",
-    response_model=ModelList,
-    response_model_exclude_none=True,
-    dependencies=[Depends(require_key)],
-    tags=["server"],
-    summary="Configured models, with kind and load status",
-)
-async def list_models(request: Request, models: PoolDep) -> ModelList:
-    started = int(request.app.state.started_at)
-    cards = []
-    for entry in models.entries.values():
-        scorer = entry.scorer
-        max_length = getattr(getattr(scorer, "backend", None), "max_length", None) or entry.spec.max_length
-        cards.append(
-            ModelCard(
-                id=entry.spec.name,
-                created=started,
-                kind=entry.spec.kind,
-                status=entry.status,
-                error=entry.error,
-                aliases=list(entry.spec.aliases),
-                source=entry.spec.source,
-                max_length=max_length,
-            )
-        )
-    return ModelList(data=cards)
-
-
-@router.get("/metrics", dependencies=[Depends(require_key)], tags=["server"], summary="Prometheus metrics")
-async def metrics(request: Request) -> Response:
-    ready = sum(entry.status == "ready" for entry in request.app.state.pool.entries.values())
-    request.app.state.metrics.models_ready.set(ready)
-    return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
-
-
-def timing_headers(timings: Any, began: float) -> dict[str, str]:
+def timing_headers(timings: Timings, began: float) -> dict[str, str]:
     """TEI-style headers that tell a caller where the time went, in milliseconds."""
     return {
         "x-total-time": f"{(time.perf_counter() - began) * 1000:.2f}",

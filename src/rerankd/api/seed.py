@@ -1,28 +1,23 @@
-"""The seed dialect: ``POST /v1/rerank`` as the seed gateways document it.
+"""The seed dialect: ``POST /v1/rerank`` as the seed gateways document it (also ``/seed/v1/rerank``).
 
 Request ``{model, query, documents, top_n, retries}`` (documents as strings or ``{text}`` objects),
 response ``{model, results: [{index, relevance_score, document}], usage, metadata}``.
+Also takes SiliconFlow's ``max_chunks_per_doc`` / ``overlap_tokens`` for long documents.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from rerankd.api.common import (
-    ServiceDep,
-    cancel_on_disconnect,
-    log_unknown_fields,
-    require_key,
-    timing_headers,
-)
-from rerankd.types import RerankRequest, RerankResponse
+from rerankd.api.common import RERANK_ERRORS, TextDocument, all_if_zero, require_key, rerank, text_of
+from rerankd.api.common import error_body as error_body
+from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
-__all__ = ["SeedRerankRequest", "SeedRerankResponse", "router"]
+__all__ = ["SeedRerankRequest", "SeedRerankResponse", "endpoint", "error_body", "router"]
 
 SEED_EXAMPLE: dict[str, Any] = {
     "model": "rerank-multilingual-v3.0",
@@ -37,11 +32,6 @@ SEED_EXAMPLE: dict[str, Any] = {
 }
 
 
-class TextDocument(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    text: str
-
-
 class SeedRerankRequest(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [SEED_EXAMPLE]})
 
@@ -54,16 +44,23 @@ class SeedRerankRequest(BaseModel):
     retries: int = Field(default=0, ge=0, description="Retries on transient failures (capped by the server).")
     return_documents: bool = Field(default=True, description="Echo each document's text in its result.")
     raw_scores: bool = Field(default=False, description="Skip the sigmoid of one-label cross-encoders.")
+    max_chunks_per_doc: int | None = Field(default=None, ge=1, description="Windows per long document.")
+    overlap_tokens: int | None = Field(
+        default=None, ge=0, description="Tokens shared by neighbouring windows."
+    )
 
     def to_internal(self) -> RerankRequest:
         return RerankRequest(
             model=self.model,
             query=self.query,
-            documents=tuple(doc if isinstance(doc, str) else doc.text for doc in self.documents),
-            top_n=self.top_n,
+            documents=tuple(text_of(doc) for doc in self.documents),
+            top_n=all_if_zero(self.top_n),
             return_documents=self.return_documents,
             raw_scores=self.raw_scores,
             retries=self.retries,
+            options=ScoreOptions(
+                max_chunks_per_doc=self.max_chunks_per_doc, overlap_tokens=self.overlap_tokens
+            ),
         )
 
 
@@ -105,25 +102,18 @@ def render(response: RerankResponse) -> dict[str, Any]:
     }
 
 
-router = APIRouter(tags=["rerank"])
+async def endpoint(body: SeedRerankRequest, request: Request) -> JSONResponse:
+    response, headers = await rerank(request, "seed", body, body.to_internal())
+    return JSONResponse(render(response), headers=headers)
 
 
-@router.post(
-    "/v1/rerank",
-    response_model=SeedRerankResponse,
-    dependencies=[Depends(require_key)],
-    summary="Rerank documents by relevance to a query (seed format)",
-    responses={
-        401: {"description": "Missing or wrong API key"},
-        404: {"description": "Unknown model (the message lists the available ones)"},
-        413: {"description": "Too many documents or body too large"},
-        422: {"description": "Invalid input (the message says which field)"},
-        429: {"description": "Model overloaded; see Retry-After"},
-        503: {"description": "Model cannot be loaded (the message says how to fix it)"},
-    },
-)
-async def rerank(body: SeedRerankRequest, request: Request, svc: ServiceDep) -> JSONResponse:
-    began = time.perf_counter()
-    log_unknown_fields(request, "seed", body)
-    response: RerankResponse = await cancel_on_disconnect(request, svc.rerank(body.to_internal()))
-    return JSONResponse(render(response), headers=timing_headers(response.timings, began))
+ROUTE: dict[str, Any] = {
+    "response_model": SeedRerankResponse,
+    "dependencies": [Depends(require_key)],
+    "summary": "Rerank documents by relevance to a query (seed gateway format)",
+    "responses": RERANK_ERRORS,
+    "tags": ["rerank: seed"],
+}
+
+router = APIRouter()
+router.add_api_route("/seed/v1/rerank", endpoint, methods=["POST"], **ROUTE)
