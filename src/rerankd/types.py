@@ -26,6 +26,7 @@ class ScoreOptions:
     max_chunks_per_doc: int | None = None
     overlap_tokens: int | None = None
     max_tokens_per_doc: int | None = None  # cut every document to this many tokens first
+    instruction: str | None = None  # the task, for LLM rerankers that take one (None: the model's default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from rerankd.api.common import RERANK_ERRORS, all_if_zero, default_model, require_key, rerank
+from rerankd.api.common import RERANK_ERRORS, DialectRequest, all_if_zero, default_model, require_key, rerank
 from rerankd.errors import InvalidRequest, RerankdError
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
@@ -45,9 +45,7 @@ def document_text(document: Document, index: int, rank_fields: list[str] | None)
     return "\n".join(f"{field}: {document[field]}" for field in present)
 
 
-class CohereV1Request(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class CohereV1Request(DialectRequest):
     model: str | None = Field(default=None, description="Model name; default: the server's default model.")
     query: str
     documents: list[Document] = Field(description="Strings, or objects ranked on `rank_fields`.")
@@ -60,7 +58,6 @@ class CohereV1Request(BaseModel):
         default=None, ge=1, description="Windows scored per long document."
     )
     overlap_tokens: int | None = Field(default=None, ge=0)
-    raw_scores: bool = False
 
     def to_internal(self, request: Request) -> RerankRequest:
         return RerankRequest(
@@ -71,21 +68,20 @@ class CohereV1Request(BaseModel):
             return_documents=self.return_documents,
             raw_scores=self.raw_scores,
             options=ScoreOptions(
-                max_chunks_per_doc=self.max_chunks_per_doc, overlap_tokens=self.overlap_tokens
+                instruction=self.instruction,
+                max_chunks_per_doc=self.max_chunks_per_doc,
+                overlap_tokens=self.overlap_tokens,
             ),
         )
 
 
-class CohereV2Request(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class CohereV2Request(DialectRequest):
     model: str = Field(min_length=1)
     query: str
     documents: list[Document] = Field(description="Strings (objects with `text` are accepted too).")
     top_n: int | None = Field(default=None, description="The N best; absent, null, 0 or too many: all.")
     max_tokens_per_doc: int | None = Field(default=None, ge=1, description="Cut each document to N tokens.")
     return_documents: bool = False
-    raw_scores: bool = False
 
     def to_internal(self) -> RerankRequest:
         return RerankRequest(
@@ -95,7 +91,7 @@ class CohereV2Request(BaseModel):
             top_n=all_if_zero(self.top_n),
             return_documents=self.return_documents,
             raw_scores=self.raw_scores,
-            options=ScoreOptions(max_tokens_per_doc=self.max_tokens_per_doc),
+            options=ScoreOptions(max_tokens_per_doc=self.max_tokens_per_doc, instruction=self.instruction),
         )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from rerankd.errors import RerankdError, Unauthorized
 from rerankd.models import ModelPool
@@ -23,6 +23,7 @@ from rerankd.types import RerankRequest, RerankResponse, Timings
 __all__ = [
     "RERANK_ERRORS",
     "ClientGone",
+    "DialectRequest",
     "PoolDep",
     "ServiceDep",
     "TextDocument",
@@ -88,6 +89,18 @@ def require_key(request: Request) -> None:
         matched |= hmac.compare_digest(token_bytes, key.encode())
     if not matched:
         raise Unauthorized("invalid API key: check the key in `Authorization: Bearer <key>`")
+
+
+class DialectRequest(BaseModel):
+    """Fields every dialect accepts beyond its own: unknown fields are kept (and logged), not refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    instruction: str | None = Field(
+        default=None,
+        description="The task, for LLM rerankers such as Qwen3-Reranker; other models ignore it.",
+    )
+    raw_scores: bool = Field(default=False, description="Skip the sigmoid of one-label cross-encoders.")
 
 
 class TextDocument(BaseModel):

@@ -11,10 +11,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from rerankd.api.common import (
     RERANK_ERRORS,
+    DialectRequest,
     TextDocument,
     all_if_zero,
     default_model,
@@ -23,20 +24,17 @@ from rerankd.api.common import (
     text_of,
 )
 from rerankd.api.common import error_body as error_body
-from rerankd.types import RerankRequest, RerankResponse
+from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["InfinityRerankRequest", "endpoint", "error_body", "router"]
 
 
-class InfinityRerankRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class InfinityRerankRequest(DialectRequest):
     query: str
     documents: list[str | TextDocument]
     model: str | None = Field(default=None, description="Default: the server's default model.")
     top_n: int | None = Field(default=None, description="The N best; absent, null, 0 or too many: all.")
     return_documents: bool = False
-    raw_scores: bool = False
 
     def to_internal(self, request: Request) -> RerankRequest:
         return RerankRequest(
@@ -46,6 +44,7 @@ class InfinityRerankRequest(BaseModel):
             top_n=all_if_zero(self.top_n),
             return_documents=self.return_documents,
             raw_scores=self.raw_scores,
+            options=ScoreOptions(instruction=self.instruction),
         )
 
 

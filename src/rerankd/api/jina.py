@@ -9,11 +9,19 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from rerankd.api.common import RERANK_ERRORS, TextDocument, all_if_zero, require_key, rerank, text_of
+from rerankd.api.common import (
+    RERANK_ERRORS,
+    DialectRequest,
+    TextDocument,
+    all_if_zero,
+    require_key,
+    rerank,
+    text_of,
+)
 from rerankd.errors import RerankdError
-from rerankd.types import RerankRequest, RerankResponse
+from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["JinaRerankRequest", "endpoint", "error_body", "router"]
 
@@ -22,15 +30,12 @@ def error_body(exc: RerankdError) -> dict[str, Any]:
     return {"detail": exc.message}
 
 
-class JinaRerankRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class JinaRerankRequest(DialectRequest):
     model: str = Field(min_length=1)
     query: str | TextDocument
     documents: list[str | TextDocument]
     top_n: int | None = Field(default=None, description="The N best; absent, null, 0 or too many: all.")
     return_documents: bool = True
-    raw_scores: bool = False
 
     def to_internal(self) -> RerankRequest:
         return RerankRequest(
@@ -40,6 +45,7 @@ class JinaRerankRequest(BaseModel):
             top_n=all_if_zero(self.top_n),
             return_documents=self.return_documents,
             raw_scores=self.raw_scores,
+            options=ScoreOptions(instruction=self.instruction),
         )
 
 

@@ -13,7 +13,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from rerankd.api.common import RERANK_ERRORS, TextDocument, all_if_zero, require_key, rerank, text_of
+from rerankd.api.common import (
+    RERANK_ERRORS,
+    DialectRequest,
+    TextDocument,
+    all_if_zero,
+    require_key,
+    rerank,
+    text_of,
+)
 from rerankd.api.common import error_body as error_body
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
@@ -32,7 +40,7 @@ SEED_EXAMPLE: dict[str, Any] = {
 }
 
 
-class SeedRerankRequest(BaseModel):
+class SeedRerankRequest(DialectRequest):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [SEED_EXAMPLE]})
 
     model: str = Field(min_length=1, description="A model name from GET /v1/models.")
@@ -43,7 +51,6 @@ class SeedRerankRequest(BaseModel):
     )
     retries: int = Field(default=0, ge=0, description="Retries on transient failures (capped by the server).")
     return_documents: bool = Field(default=True, description="Echo each document's text in its result.")
-    raw_scores: bool = Field(default=False, description="Skip the sigmoid of one-label cross-encoders.")
     max_chunks_per_doc: int | None = Field(default=None, ge=1, description="Windows per long document.")
     overlap_tokens: int | None = Field(
         default=None, ge=0, description="Tokens shared by neighbouring windows."
@@ -59,7 +66,9 @@ class SeedRerankRequest(BaseModel):
             raw_scores=self.raw_scores,
             retries=self.retries,
             options=ScoreOptions(
-                max_chunks_per_doc=self.max_chunks_per_doc, overlap_tokens=self.overlap_tokens
+                instruction=self.instruction,
+                max_chunks_per_doc=self.max_chunks_per_doc,
+                overlap_tokens=self.overlap_tokens,
             ),
         )
 

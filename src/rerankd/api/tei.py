@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 import rerankd
-from rerankd.api.common import RERANK_ERRORS, default_model, require_key, rerank
+from rerankd.api.common import RERANK_ERRORS, DialectRequest, default_model, require_key, rerank
 from rerankd.errors import RerankdError
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
@@ -30,12 +30,9 @@ def error_body(exc: RerankdError) -> dict[str, Any]:
     return {"error": exc.message, "error_type": _ERROR_TYPES.get(exc.status, "Validation")}
 
 
-class TeiRerankRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class TeiRerankRequest(DialectRequest):
     query: str
     texts: list[str]
-    raw_scores: bool = False
     return_text: bool = False
     truncate: bool | None = None
     truncation_direction: Literal["Right", "Left", "right", "left"] = "Right"
@@ -52,7 +49,7 @@ class TeiRerankRequest(BaseModel):
             top_n=None,
             return_documents=self.return_text,
             raw_scores=self.raw_scores,
-            options=ScoreOptions(long_documents=cut if self.truncate else None),
+            options=ScoreOptions(long_documents=cut if self.truncate else None, instruction=self.instruction),
         )
 
 

@@ -11,10 +11,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from rerankd.api.common import (
     RERANK_ERRORS,
+    DialectRequest,
     TextDocument,
     all_if_zero,
     default_model,
@@ -28,16 +29,13 @@ from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 __all__ = ["PATHS", "VllmRerankRequest", "endpoint", "error_body", "router"]
 
 
-class VllmRerankRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class VllmRerankRequest(DialectRequest):
     model: str | None = Field(default=None, description="Default: the server's default model.")
     query: str | TextDocument
     documents: list[str | TextDocument]
     top_n: int | None = Field(default=None, description="The N best; absent, null, 0 or too many: all.")
     truncate_prompt_tokens: int | None = Field(default=None, ge=1)
     return_documents: bool = True
-    raw_scores: bool = False
 
     def to_internal(self, request: Request) -> RerankRequest:
         limit = self.truncate_prompt_tokens
@@ -48,9 +46,11 @@ class VllmRerankRequest(BaseModel):
             top_n=all_if_zero(self.top_n),
             return_documents=self.return_documents,
             raw_scores=self.raw_scores,
-            options=ScoreOptions(long_documents="truncate_end", max_tokens_per_doc=limit)
-            if limit
-            else ScoreOptions(),
+            options=ScoreOptions(
+                long_documents="truncate_end" if limit else None,
+                max_tokens_per_doc=limit,
+                instruction=self.instruction,
+            ),
         )
 
 

@@ -10,25 +10,22 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from rerankd.api.common import RERANK_ERRORS, all_if_zero, require_key, rerank
+from rerankd.api.common import RERANK_ERRORS, DialectRequest, all_if_zero, require_key, rerank
 from rerankd.api.jina import error_body as error_body
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["VoyageRerankRequest", "endpoint", "error_body", "router"]
 
 
-class VoyageRerankRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class VoyageRerankRequest(DialectRequest):
     query: str
     documents: list[str]
     model: str = Field(min_length=1)
     top_k: int | None = Field(default=None, description="The K best; null, 0 or too many: all.")
     return_documents: bool = False
     truncation: bool = True
-    raw_scores: bool = False
 
     def to_internal(self) -> RerankRequest:
         return RerankRequest(
@@ -38,7 +35,9 @@ class VoyageRerankRequest(BaseModel):
             top_n=all_if_zero(self.top_k),
             return_documents=self.return_documents,
             raw_scores=self.raw_scores,
-            options=ScoreOptions(long_documents=None if self.truncation else "error"),
+            options=ScoreOptions(
+                long_documents=None if self.truncation else "error", instruction=self.instruction
+            ),
         )
 
 
