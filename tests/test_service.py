@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from rerankd.config import Settings
+from rerankd.config import ModelSpec, Settings
 from rerankd.errors import InvalidRequest, PayloadTooLarge, TransientFailure
 from rerankd.metrics import Metrics
+from rerankd.models import ModelEntry
 from rerankd.service import RerankService, activate
 from rerankd.types import RerankRequest, ScoreOptions, ScoreResult
 
@@ -33,6 +34,9 @@ class FlakyScorer:
 class OnePool:
     def __init__(self, scorer: FlakyScorer) -> None:
         self._scorer = scorer
+
+    def entry(self, name: str) -> ModelEntry:
+        return ModelEntry(ModelSpec(name=name, kind="bm25"))
 
     async def scorer(self, name: str) -> FlakyScorer:
         return self._scorer
@@ -99,7 +103,8 @@ async def test_invalid_requests(fields: dict[str, object], error: type[Exception
 async def test_retries_on_transient_failure() -> None:
     scorer = FlakyScorer((0.1, 0.2, 0.3), failures=2)
     response = await make(scorer).rerank(request(retries=2))
-    assert response.attempts == 3 and scorer.calls == 3
+    assert len(response.attempts) == 3 and scorer.calls == 3
+    assert [a.error for a in response.attempts] == ["flaky", "flaky", None]
 
 
 async def test_no_retry_by_default_and_cap_by_server() -> None:

@@ -23,7 +23,8 @@ __all__ = ["ConfigError", "ModelKind", "ModelSpec", "Settings", "load_settings"]
 
 log = logging.getLogger(__name__)
 
-ModelKind = Literal["cross-encoder", "bi-encoder", "bm25"]
+ModelKind = Literal["cross-encoder", "bi-encoder", "bm25", "upstream"]
+Provider = Literal["cohere", "jina", "voyage", "seed", "tei", "vllm", "infinity", "rerankd"]
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 
 
@@ -37,7 +38,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="What clients send as `model`.")
-    kind: ModelKind = Field(description="cross-encoder | bi-encoder | bm25")
+    kind: ModelKind = Field(description="cross-encoder | bi-encoder | bm25 | upstream")
     source: str | None = Field(
         default=None,
         description="A local folder, a Hugging Face hub id, or `python-package:NAME` for weights bundled "
@@ -63,6 +64,28 @@ class ModelSpec(BaseModel):
     )
     overlap_tokens: int = Field(default=32, ge=0, description="Tokens shared by neighbouring windows.")
 
+    # -- upstream providers (kind: upstream) and fallbacks (any kind) --
+    provider: Provider | None = Field(
+        default=None, description="The upstream's API: " + " | ".join(Provider.__args__)
+    )
+    base_url: str | None = Field(
+        default=None, description="The upstream's base URL, e.g. https://api.cohere.com."
+    )
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the upstream key (never the key)."
+    )
+    upstream_model: str | None = Field(default=None, description="Model name sent upstream; default: `name`.")
+    timeout: float = Field(default=10.0, gt=0, description="Seconds for one upstream attempt.")
+    max_retries: int = Field(default=3, ge=0, description="Cap on a request's `retries` for this model.")
+    max_connections: int = Field(default=16, ge=1, description="Connections to the upstream at most.")
+    breaker_failures: int = Field(default=5, ge=1, description="Consecutive failures that open the circuit.")
+    breaker_reset_seconds: float = Field(
+        default=30.0, gt=0, description="Open circuit: seconds until a probe."
+    )
+    fallbacks: tuple[str, ...] = Field(
+        default=(), description="Other model names tried in order when this one fails (after its retries)."
+    )
+
     @field_validator("name", "aliases")
     @classmethod
     def _valid_names(cls, value: Any) -> Any:
@@ -75,6 +98,12 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _source_needed(self) -> ModelSpec:
+        if self.kind == "upstream":
+            if not self.provider or not self.base_url:
+                raise ValueError(f"upstream model {self.name!r} needs a `provider` and a `base_url`")
+            if not self.base_url.startswith(("http://", "https://")):
+                raise ValueError(f"base_url of {self.name!r} must start with http:// or https://")
+            return self
         if self.kind != "bm25" and not self.source:
             raise ValueError(f"model {self.name!r} of kind {self.kind} needs a `source` (folder or hub id)")
         return self
@@ -107,6 +136,9 @@ class Settings(BaseSettings):
     max_documents: int = Field(default=1000, ge=1, description="Most documents in one request (else 413).")
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest body (else 413).")
     max_retries: int = Field(default=3, ge=0, description="Cap on a request's `retries`.")
+    request_timeout: float = Field(
+        default=60.0, gt=0, description="Deadline of one request across retries and fallbacks (seconds)."
+    )
     max_queue_pairs: int = Field(
         default=8192, ge=1, description="Pending (query, document) pairs per model before 429."
     )
@@ -136,6 +168,12 @@ class Settings(BaseSettings):
                 if name in seen:
                     raise ValueError(f"model name {name!r} is used twice; names and aliases must be unique")
                 seen.add(name)
+        for spec in self.models:
+            for fallback in spec.fallbacks:
+                if fallback not in seen or fallback in (spec.name, *spec.aliases):
+                    raise ValueError(
+                        f"fallback {fallback!r} of model {spec.name!r} is not another configured model"
+                    )
         if self.default_model is not None and self.default_model not in seen:
             raise ValueError(f"default_model {self.default_model!r} is not a configured model name or alias")
         return self

@@ -15,11 +15,14 @@ what was wrong and what to do next.
 | Overloaded           | 429    | the model's queue is full (Retry-After says when to retry)|
 | ModelUnavailable     | 503    | the model is configured but cannot be loaded              |
 | TransientFailure     | 503    | scoring failed in a way a retry may fix                   |
+| CircuitOpen          | 503    | an upstream failed repeatedly; it is skipped for a while  |
+| UpstreamError        | 502    | an upstream answered in a way a retry will not fix        |
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CircuitOpen",
     "InvalidRequest",
     "MalformedBody",
     "ModelNotFound",
@@ -30,6 +33,7 @@ __all__ = [
     "TransientFailure",
     "Unauthorized",
     "UnsupportedMediaType",
+    "UpstreamError",
 ]
 
 
@@ -91,7 +95,28 @@ class ModelUnavailable(RerankdError):
 
 
 class TransientFailure(RerankdError):
-    """A scoring attempt failed in a way that a retry may fix (the request's `retries` apply)."""
+    """A scoring attempt failed in a way that a retry may fix (the request's `retries` apply).
+
+    ``retry_after`` is the wait the failing side asked for (an upstream's Retry-After), if any.
+    """
 
     status = 503
     code = "transient_failure"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CircuitOpen(RerankdError):
+    """An upstream's circuit breaker is open: it is not called (nor retried) until its probe time."""
+
+    status = 503
+    code = "circuit_open"
+
+
+class UpstreamError(RerankdError):
+    """An upstream refused or garbled the call (a 4xx other than 429, or a body of the wrong shape)."""
+
+    status = 502
+    code = "upstream_error"

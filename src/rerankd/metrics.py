@@ -21,6 +21,12 @@ class Metrics:
         self.requests = Counter(
             "rerankd_requests", "Rerank requests by model and HTTP status.", ["model", "status"], registry=r
         )
+        self.attempts = Counter(
+            "rerankd_attempts",
+            "Scoring attempts by model and outcome (ok or an error code).",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.documents = Counter("rerankd_documents", "Documents scored.", ["model"], registry=r)
         self.tokens = Counter("rerankd_tokens", "Tokens scored (usage).", ["model"], registry=r)
         self.latency = Histogram(

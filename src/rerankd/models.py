@@ -1,7 +1,8 @@
 """The configured models and their life cycle: declared, loading, ready, or failed (with why).
 
 Models load on first use (or at start-up with ``preload: true``), in a thread, once: concurrent
-first requests wait for the same load. A failed load is remembered with a message that says how to
+first requests wait for the same load. Upstream models have nothing to load: their scorer is the
+HTTP client of the provider. A failed load is remembered with a message that says how to
 fix it, and retried by a request after ``load_retry_seconds``.
 """
 
@@ -11,6 +12,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from rerankd.backends import BatchedBackend, DirectBackend, load_backend
 from rerankd.backends.sources import load_failure_hint
@@ -19,6 +21,7 @@ from rerankd.errors import ModelNotFound, ModelUnavailable
 from rerankd.metrics import Metrics
 from rerankd.scheduler import BatchingScorer, DirectScorer
 from rerankd.types import ModelStatus, ScoreOptions, Scorer
+from rerankd.upstream import UpstreamScorer, make_upstream_scorer
 
 __all__ = ["ModelEntry", "ModelPool"]
 
@@ -31,8 +34,13 @@ class ModelEntry:
     status: ModelStatus = "not_loaded"
     error: str | None = None
     failed_at: float = 0.0
-    scorer: BatchingScorer | DirectScorer | None = None
-    loading: asyncio.Task[BatchingScorer | DirectScorer] | None = None
+    scorer: BatchingScorer | DirectScorer | UpstreamScorer | None = None
+    loading: asyncio.Task[BatchingScorer | DirectScorer | UpstreamScorer] | None = None
+
+    @property
+    def circuit(self) -> dict[str, Any] | None:
+        """An upstream model's circuit breaker state; None for local models."""
+        return self.scorer.status() if isinstance(self.scorer, UpstreamScorer) else None
 
 
 def _load_and_warm_up(spec: ModelSpec) -> BatchedBackend | DirectBackend:
@@ -79,11 +87,15 @@ class ModelPool:
                 except ModelUnavailable as exc:
                     log.error("%s", exc.message)
 
-    async def _load(self, entry: ModelEntry) -> BatchingScorer | DirectScorer:
+    async def _load(self, entry: ModelEntry) -> BatchingScorer | DirectScorer | UpstreamScorer:
         spec = entry.spec
         entry.status = "loading"
         began = time.perf_counter()
         log.info("loading model %r (%s from %s)", spec.name, spec.kind, spec.source or "built in")
+        if spec.kind == "upstream":  # nothing to load: the client connects on first call
+            entry.scorer = make_upstream_scorer(spec)
+            entry.status, entry.loading = "ready", None
+            return entry.scorer
         try:
             backend = await asyncio.to_thread(_load_and_warm_up, spec)
         except Exception as exc:

@@ -1,24 +1,57 @@
 """RerankService: one rerank call from validated request to ranked response, whatever the dialect.
 
-Resolve the model, check limits, score (with the request's retries on transient failures), apply
-the activation once, sort best first, cut to ``top_n``, count usage.
+Resolve the model, check limits, score — with the request's retries on transient failures (backoff,
+jitter, Retry-After, within the request's deadline), then the model's fallbacks in order — apply the
+activation once, sort best first, cut to ``top_n``, count usage, and record every attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import time
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from rerankd.config import Settings
-from rerankd.errors import InvalidRequest, PayloadTooLarge, RerankdError, TransientFailure
+from rerankd.errors import (
+    CircuitOpen,
+    InvalidRequest,
+    ModelUnavailable,
+    Overloaded,
+    PayloadTooLarge,
+    RerankdError,
+    TransientFailure,
+    UpstreamError,
+)
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
-from rerankd.types import Activation, RankedDocument, RerankRequest, RerankResponse, ScoreResult, Usage
+from rerankd.types import (
+    Activation,
+    Attempt,
+    RankedDocument,
+    RerankRequest,
+    RerankResponse,
+    ScoreResult,
+    Usage,
+)
 
 __all__ = ["RerankService", "activate"]
+
+
+# Failures after which the next model of the fallback chain is tried. Errors in the request itself
+# (invalid input, too large, unknown model) are not: another model would refuse it too.
+_FALLBACK_ON = (TransientFailure, UpstreamError, CircuitOpen, ModelUnavailable, Overloaded)
+
+
+def _exhausted(last: RerankdError, trace: list[Attempt]) -> RerankdError:
+    """The last failure, its message listing what every model of the chain answered."""
+    tried = "; ".join(f"{a.model}: {a.error}" for a in trace if a.error)
+    error = copy.copy(last)
+    error.message = f"every model failed — {tried}"
+    error.args = (error.message,)
+    return error
 
 
 def _sigmoid(x: float) -> float:
@@ -61,23 +94,22 @@ class RerankService:
     async def rerank(self, request: RerankRequest) -> RerankResponse:
         began = time.perf_counter()
         status = 200
+        trace: list[Attempt] = []
         result: ScoreResult | None = None
         try:
             self.validate(request)
-            scorer = await self.pool.scorer(request.model)
-            attempts = 0
-            retrying = AsyncRetrying(
-                retry=retry_if_exception_type(TransientFailure),
-                stop=stop_after_attempt(min(request.retries, self.settings.max_retries) + 1),
-                wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
-                reraise=True,
-            )
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    result = await scorer.score(request.query, request.documents, request.options)
-            assert result is not None
-            return self._respond(request, result, attempts)
+            chain = (request.model, *self.pool.entry(request.model).spec.fallbacks)
+            deadline = time.monotonic() + self.settings.request_timeout
+            failure: RerankdError | None = None
+            for name in chain:
+                try:
+                    result = await self._score_with_retries(name, request, deadline, trace)
+                except _FALLBACK_ON as exc:
+                    failure = exc
+                    continue
+                return self._respond(request, result, name, trace)
+            assert failure is not None
+            raise _exhausted(failure, trace) if len(chain) > 1 else failure
         except RerankdError as exc:
             status = exc.status
             raise
@@ -92,7 +124,44 @@ class RerankService:
                 request.model, status, time.perf_counter() - began, result.timings if result else None
             )
 
-    def _respond(self, request: RerankRequest, result: ScoreResult, attempts: int) -> RerankResponse:
+    async def _score_with_retries(
+        self, name: str, request: RerankRequest, deadline: float, trace: list[Attempt]
+    ) -> ScoreResult:
+        """One model: transient failures retried with backoff and jitter, or the wait the failing side
+        asked for (Retry-After), as long as the next try still starts before the request's deadline."""
+        try:
+            scorer = await self.pool.scorer(name)
+        except ModelUnavailable as exc:
+            trace.append(Attempt(name, exc.message))
+            raise
+        retries = min(request.retries, self.settings.max_retries, self.pool.entry(name).spec.max_retries)
+        backoff = wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05)
+
+        def wait(state: RetryCallState) -> float:
+            asked = getattr(state.outcome.exception(), "retry_after", None) if state.outcome else None
+            return max(backoff(state), asked or 0.0)
+
+        def stop(state: RetryCallState) -> bool:
+            return state.attempt_number > retries or time.monotonic() + (state.upcoming_sleep or 0) > deadline
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientFailure), wait=wait, stop=stop, reraise=True
+        )
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    result = await scorer.score(request.query, request.documents, request.options)
+                except RerankdError as exc:
+                    trace.append(Attempt(name, exc.message))
+                    self.metrics.attempts.labels(name, exc.code).inc()
+                    raise
+                trace.append(Attempt(name))
+                self.metrics.attempts.labels(name, "ok").inc()
+        return result
+
+    def _respond(
+        self, request: RerankRequest, result: ScoreResult, served_by: str, trace: list[Attempt]
+    ) -> RerankResponse:
         scores = activate(result.scores, result.activation, raw=request.raw_scores)
         # Non-finite scores (a numerically broken model) rank last instead of breaking JSON.
         scores = [s if math.isfinite(s) else -1e30 for s in scores]
@@ -108,5 +177,5 @@ class RerankService:
         self.metrics.tokens.labels(request.model).inc(usage.total_tokens)
         scored = sum(result.document_chunks) if result.document_chunks else len(scores)
         return RerankResponse(
-            request.model, ranked, usage, attempts=attempts, timings=result.timings, scored_documents=scored
+            served_by, ranked, usage, attempts=tuple(trace), timings=result.timings, scored_documents=scored
         )

@@ -93,11 +93,19 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
-class RerankResponse:
+class Attempt:
+    """One try at scoring a request: which model, and why it failed (None: it answered)."""
+
     model: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RerankResponse:
+    model: str  # the model that answered: the one asked for, or a fallback
     results: tuple[RankedDocument, ...]
     usage: Usage
-    attempts: int = 1
+    attempts: tuple[Attempt, ...] = ()
     timings: Timings = field(default_factory=Timings)
     scored_documents: int = 0  # documents as scored, each chunk counted (Cohere's search units)
 

@@ -95,7 +95,7 @@ def test_response_shape_and_sort_order(client: TestClient, model: str) -> None:
     data = response.json()
     assert set(data) == {"model", "results", "usage", "metadata"}
     assert data["model"] == model
-    assert data["metadata"] == {"attempts": 1}
+    assert data["metadata"] == {"served_by": model, "attempts": [{"model": model, "ok": True}]}
     assert set(data["usage"]) == {"total_tokens", "query_tokens", "documents_tokens"}
     results = data["results"]
     assert len(results) == len(DOCUMENTS)
@@ -189,7 +189,7 @@ def test_unknown_fields_are_accepted(client: TestClient) -> None:
 
 def test_retries_field_is_accepted_and_reported(client: TestClient) -> None:
     data = ok(client, {"model": "bm25", "query": QUERY, "documents": DOCUMENTS, "retries": 2})
-    assert data["metadata"]["attempts"] == 1
+    assert data["metadata"]["attempts"] == [{"model": "bm25", "ok": True}]
     assert_error(
         rerank(client, {"model": "bm25", "query": QUERY, "documents": DOCUMENTS, "retries": -1}), 422
     )

@@ -137,7 +137,9 @@ async def rerank(
     log_unknown_fields(request, dialect, body)
     svc: RerankService = request.app.state.service
     response: RerankResponse = await cancel_on_disconnect(request, svc.rerank(internal))
-    return response, timing_headers(response.timings, began)
+    headers = timing_headers(response.timings, began)
+    headers["x-rerankd-served-by"] = response.model
+    return response, headers
 
 
 def error_body(exc: RerankdError) -> dict[str, Any]:

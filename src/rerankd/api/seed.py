@@ -107,7 +107,14 @@ def render(response: RerankResponse) -> dict[str, Any]:
             "query_tokens": response.usage.query_tokens,
             "documents_tokens": response.usage.documents_tokens,
         },
-        "metadata": {"attempts": response.attempts},
+        "metadata": {
+            "served_by": response.model,
+            "attempts": [
+                {"model": attempt.model, "ok": attempt.error is None}
+                | ({"error": attempt.error} if attempt.error else {})
+                for attempt in response.attempts
+            ],
+        },
     }
 
 

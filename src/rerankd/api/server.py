@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
@@ -31,6 +32,24 @@ class ModelCard(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     source: str | None = None
     max_length: int | None = None
+    fallbacks: list[str] | None = Field(default=None, description="Models tried in order if this one fails.")
+    provider: str | None = Field(default=None, description="Upstream models: the provider's API.")
+    base_url: str | None = Field(
+        default=None, description="Upstream models: where calls go."
+    )
+    api_key_env: str | None = Field(default=None, description="Upstream models: the variable with the key.")
+    circuit: dict[str, Any] | None = Field(
+        default=None, description="Upstream models: breaker state (closed, open, half_open) and failures."
+    )
+
+
+def _without_credentials(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class ModelList(BaseModel):
@@ -68,6 +87,11 @@ async def list_models(request: Request, models: PoolDep) -> ModelList:
                 aliases=list(entry.spec.aliases),
                 source=entry.spec.source,
                 max_length=max_length,
+                fallbacks=list(entry.spec.fallbacks) or None,
+                provider=entry.spec.provider,
+                base_url=_without_credentials(entry.spec.base_url),
+                api_key_env=entry.spec.api_key_env,
+                circuit=entry.circuit,
             )
         )
     return ModelList(data=cards)

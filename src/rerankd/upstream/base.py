@@ -1,0 +1,189 @@
+"""The one sender every upstream provider shares: a pooled ``httpx.AsyncClient``, the timeout, the
+circuit breaker, error mapping and usage.
+
+An :class:`UpstreamScorer` makes *one* attempt per ``score`` call; the service owns retries (with
+backoff, jitter and the upstream's Retry-After) and fallbacks, for local and upstream models alike.
+Failures map to: :class:`TransientFailure` (connect errors, timeouts, resets, 429, 5xx — retried),
+:class:`UpstreamError` (other 4xx, malformed or wrong-shape answers — not retried), and
+:class:`CircuitOpen` (the breaker is open — straight to fallbacks). Error messages summarise the
+upstream's answer (status and a short, cleaned excerpt); they never carry its raw body or our key.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+import httpx
+
+from rerankd.config import ModelSpec
+from rerankd.errors import CircuitOpen, TransientFailure, UpstreamError
+from rerankd.types import ScoreOptions, ScoreResult, Timings
+from rerankd.upstream.breaker import CircuitBreaker
+from rerankd.upstream.tokens import count_tokens
+from rerankd.upstream.wire import Parsed
+
+__all__ = ["UpstreamScorer", "retry_after_seconds", "summarize"]
+
+log = logging.getLogger(__name__)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def summarize(response: httpx.Response, limit: int = 160) -> str:
+    """``HTTP 503 Service Unavailable: <a short excerpt of the upstream's message>``."""
+    excerpt = ""
+    try:
+        body = response.json()
+        if isinstance(body, Mapping):
+            message = body.get("message") or body.get("detail") or body.get("error")
+            if isinstance(message, Mapping):
+                message = message.get("message")
+            excerpt = str(message) if message else ""
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        excerpt = (
+            response.text[:limit] if response.headers.get("content-type", "").startswith("text/") else ""
+        )
+    excerpt = _CONTROL.sub(" ", excerpt).strip()[:limit]
+    head = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+    return f"{head}: {excerpt}" if excerpt else head
+
+
+class UpstreamScorer:
+    """Scores through a remote rerank API described by a provider module (``PATH``, ``build``, ``parse``)."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        provider: ModuleType,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.provider = provider
+        self.upstream_model = spec.upstream_model or spec.name
+        self.breaker = CircuitBreaker(spec.breaker_failures, spec.breaker_reset_seconds, clock)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = os.environ.get(spec.api_key_env, "") if spec.api_key_env else ""
+        if spec.api_key_env and not key:
+            log.warning(
+                "upstream %r: environment variable %s is empty; calling without a key",
+                spec.name,
+                spec.api_key_env,
+            )
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        # A slow upstream holds at most `max_connections`; a call that waits longer than the timeout
+        # for one fails over instead of queueing behind it.
+        self.client = httpx.AsyncClient(
+            base_url=(spec.base_url or "").rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(spec.timeout),
+            limits=httpx.Limits(
+                max_connections=spec.max_connections, max_keepalive_connections=spec.max_connections
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "circuit": self.breaker.state,
+            "consecutive_failures": self.breaker.consecutive_failures,
+            "retry_in_seconds": round(self.breaker.retry_in(), 1),
+        }
+
+    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
+        if not self.breaker.allow():
+            raise CircuitOpen(
+                f"upstream '{self.spec.name}' is failing ({self.breaker.consecutive_failures} failures in a "
+                f"row); next try in {self.breaker.retry_in():.0f}s"
+            )
+        verdict = False
+        try:
+            result = await self._call(query, list(documents), options)
+            self.breaker.record_success()
+            verdict = True
+            return result
+        except (TransientFailure, UpstreamError):
+            self.breaker.record_failure()
+            verdict = True
+            raise
+        finally:
+            if not verdict:
+                self.breaker.abandon()
+
+    async def _call(self, query: str, documents: list[str], options: ScoreOptions) -> ScoreResult:
+        name = self.spec.name
+        body = self.provider.build(self.upstream_model, query, documents, options)
+        began = time.perf_counter()
+        try:
+            response = await self.client.post(self.provider.PATH, json=body)
+        except httpx.PoolTimeout as exc:
+            raise TransientFailure(
+                f"upstream '{name}' has all {self.spec.max_connections} connections busy"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise TransientFailure(f"upstream '{name}' timed out after {self.spec.timeout:g}s") from exc
+        except httpx.TransportError as exc:  # refused, reset, DNS, protocol errors
+            raise TransientFailure(f"upstream '{name}' could not be reached: {type(exc).__name__}") from exc
+        seconds = time.perf_counter() - began
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientFailure(
+                f"upstream '{name}' answered {summarize(response)}",
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
+        if response.status_code >= 400:
+            hint = (
+                f"; check the key in ${self.spec.api_key_env}" if response.status_code in (401, 403) else ""
+            )
+            raise UpstreamError(f"upstream '{name}' refused the call: {summarize(response)}{hint}")
+        try:
+            data = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+            raise UpstreamError(f"upstream '{name}' answered with a body that is not JSON") from exc
+        parsed: Parsed = self.provider.parse(data, response.headers, len(documents))
+        return self._result(parsed, query, documents, seconds)
+
+    def _result(self, parsed: Parsed, query: str, documents: list[str], seconds: float) -> ScoreResult:
+        """Upstream usage when it reports one, else our own count; split into query and documents."""
+        query_tokens = parsed.query_tokens if parsed.query_tokens is not None else count_tokens(query)
+        counted = [count_tokens(document) for document in documents]
+        if parsed.total_tokens is not None and parsed.total_tokens >= query_tokens:
+            # Spread the billed document tokens over documents in proportion to our counts.
+            billed, ours = parsed.total_tokens - query_tokens, max(1, sum(counted))
+            counted = [round(billed * c / ours) for c in counted]
+            counted[-1] += billed - sum(counted)
+        return ScoreResult(
+            scores=tuple(parsed.scores),
+            activation="identity",  # upstream scores are already relevance scores
+            query_tokens=query_tokens,
+            document_tokens=tuple(counted),
+            timings=Timings(inference=seconds),
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,23 @@
+"""Cohere's v2 rerank API as an upstream: ``POST /v2/rerank``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rerankd.types import ScoreOptions
+from rerankd.upstream.wire import Parsed, field, scores_by_index, usage_tokens
+
+PATH = "/v2/rerank"
+
+
+def build(model: str, query: str, documents: list[str], options: ScoreOptions) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "query": query, "documents": documents, "top_n": len(documents)}
+    if options.max_tokens_per_doc:
+        body["max_tokens_per_doc"] = options.max_tokens_per_doc
+    return body
+
+
+def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
+    scores = scores_by_index(field(body, "results"), count)
+    return Parsed(scores, total_tokens=usage_tokens(body, "meta", "tokens", "input_tokens"))

@@ -1,0 +1,28 @@
+"""Jina's rerank API as an upstream: ``POST /v1/rerank``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rerankd.types import ScoreOptions
+from rerankd.upstream.wire import Parsed, field, scores_by_index, usage_tokens
+
+PATH = "/v1/rerank"
+
+
+def build(model: str, query: str, documents: list[str], options: ScoreOptions) -> dict[str, Any]:
+    return {
+        "model": model,
+        "query": query,
+        "documents": documents,
+        "top_n": len(documents),
+        "return_documents": False,
+    }
+
+
+def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
+    return Parsed(
+        scores_by_index(field(body, "results"), count),
+        total_tokens=usage_tokens(body, "usage", "total_tokens"),
+    )

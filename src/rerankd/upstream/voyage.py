@@ -1,0 +1,28 @@
+"""Voyage AI's rerank API as an upstream: ``POST /v1/rerank`` (``top_k``, answers in ``data``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rerankd.types import ScoreOptions
+from rerankd.upstream.wire import Parsed, field, scores_by_index, usage_tokens
+
+PATH = "/v1/rerank"
+
+
+def build(model: str, query: str, documents: list[str], options: ScoreOptions) -> dict[str, Any]:
+    return {
+        "model": model,
+        "query": query,
+        "documents": documents,
+        "top_k": len(documents),
+        "return_documents": False,
+        "truncation": options.long_documents != "error",
+    }
+
+
+def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
+    return Parsed(
+        scores_by_index(field(body, "data"), count), total_tokens=usage_tokens(body, "usage", "total_tokens")
+    )

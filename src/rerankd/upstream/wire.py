@@ -1,0 +1,60 @@
+"""Shared pieces of the provider adapters: the parsed result, and reading ``[{index, score}]`` lists
+strictly (an upstream that answers with the wrong shape is an error, never a silent mis-ranking).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rerankd.errors import UpstreamError
+
+__all__ = ["Parsed", "field", "scores_by_index", "usage_tokens"]
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    scores: list[float]  # one per document, in request order
+    total_tokens: int | None = None  # what the upstream billed, when it says
+    query_tokens: int | None = None  # the split, when the upstream reports it (rerankd does)
+
+
+def field(body: Any, *path: str) -> Any:
+    """``body[path[0]][path[1]]...``, or an UpstreamError naming what is missing."""
+    value = body
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            raise UpstreamError(f"upstream answer has no `{'.'.join(path)}`; its API may have changed")
+        value = value[key]
+    return value
+
+
+def scores_by_index(items: Any, count: int, score_key: str = "relevance_score") -> list[float]:
+    """Scores in request order from a list of ``{index, <score_key>}``; every document exactly once."""
+    if not isinstance(items, list):
+        raise UpstreamError("upstream answer's results are not a list")
+    scores: list[float | None] = [None] * count
+    for item in items:
+        index = item.get("index") if isinstance(item, Mapping) else None
+        score = item.get(score_key) if isinstance(item, Mapping) else None
+        if not isinstance(index, int) or not 0 <= index < count or scores[index] is not None:
+            raise UpstreamError(f"upstream answer has a bad or repeated index {index!r} (documents: {count})")
+        if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
+            raise UpstreamError(f"upstream answer has a bad {score_key} {score!r} for document {index}")
+        scores[index] = float(score)
+    missing = [i for i, score in enumerate(scores) if score is None]
+    if missing:
+        raise UpstreamError(f"upstream answer left out documents {missing[:5]}; asked for all {count}")
+    return [float(score) for score in scores if score is not None]
+
+
+def usage_tokens(body: Any, *path: str) -> int | None:
+    """An optional token count; None when absent or not a number."""
+    value = body
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
