@@ -32,6 +32,7 @@ class ModelCard(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     source: str | None = None
     max_length: int | None = None
+    precision: str | None = Field(default=None, description="What a loaded model computes in.")
     fallbacks: list[str] | None = Field(default=None, description="Models tried in order if this one fails.")
     provider: str | None = Field(default=None, description="Upstream models: the provider's API.")
     base_url: str | None = Field(
@@ -76,7 +77,8 @@ async def list_models(request: Request, models: PoolDep) -> ModelList:
     cards = []
     for entry in models.entries.values():
         scorer = entry.scorer
-        max_length = getattr(getattr(scorer, "backend", None), "max_length", None) or entry.spec.max_length
+        backend = getattr(scorer, "backend", None)
+        max_length = getattr(backend, "max_length", None) or entry.spec.max_length
         cards.append(
             ModelCard(
                 id=entry.spec.name,
@@ -87,6 +89,7 @@ async def list_models(request: Request, models: PoolDep) -> ModelList:
                 aliases=list(entry.spec.aliases),
                 source=entry.spec.source,
                 max_length=max_length,
+                precision=getattr(backend, "precision", None),
                 fallbacks=list(entry.spec.fallbacks) or None,
                 provider=entry.spec.provider,
                 base_url=_without_credentials(entry.spec.base_url),
