@@ -263,3 +263,23 @@ def test_openapi_documents_every_dialect(client: TestClient) -> None:
         "/vllm/v2/rerank",
     ):
         assert path in paths, path
+
+
+def test_bare_v1_recognises_cohere_and_voyage_clients(client: TestClient) -> None:
+    body = {"model": "tiny", "query": QUERY, "documents": DOCUMENTS}
+    cohere_sdk = client.post(
+        "/v1/rerank", json={**body, "return_documents": True}, headers={"X-Fern-SDK-Name": "cohere"}
+    ).json()
+    assert cohere_sdk["results"][0]["document"] == {"text": DOCUMENTS[cohere_sdk["results"][0]["index"]]}
+    xinference = post(client, "/v1/rerank", {**body, "return_documents": "true", "return_len": "true"})
+    assert "meta" in xinference and len(xinference["results"]) == 3
+    voyage = post(client, "/v1/rerank", {**body, "top_k": None, "truncation": True})
+    assert voyage["object"] == "list" and len(voyage["data"]) == 3
+    seed = post(client, "/v1/rerank", body)
+    assert "metadata" in seed and isinstance(seed["results"][0]["document"], str)
+    error = post(client, "/v1/rerank", {**body, "model": "nope"}, status=404)
+    assert "error" in error
+    cohere_error = client.post(
+        "/v1/rerank", json={**body, "model": "nope"}, headers={"X-Fern-SDK-Name": "cohere"}
+    )
+    assert set(cohere_error.json()) == {"message"}

@@ -178,10 +178,10 @@ def test_unknown_fields_are_accepted(client: TestClient) -> None:
         "model": "bm25",
         "query": QUERY,
         "documents": DOCUMENTS,
-        "rank_fields": ["text"],
+        "user": "someone",
         "max_chunks_per_doc": 4,
         "instruction": "rank these",
-        "truncation": True,
+        "stream": False,
     }
     plain = ok(client, {"model": "bm25", "query": QUERY, "documents": DOCUMENTS})
     assert ok(client, body)["results"] == plain["results"]

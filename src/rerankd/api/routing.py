@@ -2,7 +2,7 @@
 
 | path                                   | dialect                                        |
 |----------------------------------------|------------------------------------------------|
-| /v1/rerank                             | the ``v1_dialect`` setting (default: seed)     |
+| /v1/rerank                             | ``v1_dialect`` (default seed: see sniff_v1)    |
 | /v2/rerank                             | Cohere v2                                      |
 | /rerank                                | TEI when the body has ``texts``, else vLLM     |
 | /info                                  | TEI's server info                              |
@@ -35,7 +35,7 @@ from rerankd.api import cohere, common, infinity, jina, seed, server, tei, vllm,
 from rerankd.config import Settings
 from rerankd.errors import MalformedBody, RerankdError
 
-__all__ = ["V1_DIALECTS", "error_body_for", "include_routes"]
+__all__ = ["V1_DIALECTS", "error_body_for", "include_routes", "sniff_v1"]
 
 Endpoint = Callable[..., Awaitable[Any]]
 
@@ -83,15 +83,62 @@ async def bare_rerank(request: Request) -> JSONResponse:
     return await vllm.endpoint(_validated(vllm.VllmRerankRequest, data), request)
 
 
+def sniff_v1(request: Request, data: Any) -> str:
+    """Which dialect a bare ``/v1/rerank`` body speaks, when ``v1_dialect`` is the default (seed).
+
+    Clients that force this path send their own marks: Cohere's SDKs a ``X-Fern-SDK-Name: cohere``
+    header, Cohere-style clients (RAGFlow's Xinference and SiliconFlow) ``return_len`` or
+    ``rank_fields``, Voyage's ``top_k``. Anything else is the seed format."""
+    if request.headers.get("x-fern-sdk-name", "").lower() == "cohere":
+        return "cohere"
+    if isinstance(data, dict):
+        if "return_len" in data or "rank_fields" in data:
+            return "cohere"
+        if "top_k" in data:
+            return "voyage"
+    return "seed"
+
+
+_V1_MODELS: dict[str, type[BaseModel]] = {
+    "seed": seed.SeedRerankRequest,
+    "cohere": cohere.CohereV1Request,
+    "voyage": voyage.VoyageRerankRequest,
+}
+_V1_MODULES: dict[str, ModuleType] = {"seed": seed, "cohere": cohere, "voyage": voyage}
+
+
+async def sniffed_v1_rerank(request: Request) -> JSONResponse:
+    """Bare ``/v1/rerank`` with the default setting: the seed format, unless the client says otherwise."""
+    try:
+        data = json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"request body is not valid JSON ({exc}); send a JSON object") from exc
+    dialect = sniff_v1(request, data)
+    request.state.dialect_module = _V1_MODULES[dialect].__name__
+    endpoint = V1_DIALECTS[dialect][0]
+    result: JSONResponse = await endpoint(_validated(_V1_MODELS[dialect], data), request)
+    return result
+
+
 def _one_of(*models: type[BaseModel]) -> dict[str, Any]:
     refs = [{"$ref": f"#/components/schemas/{m.__name__}"} for m in models]
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": refs}}}}}
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def include_routes(app: FastAPI, settings: Settings) -> None:
     for module in (server, *_DIALECT_MODULES):
         app.include_router(module.router)
     endpoint, route = V1_DIALECTS[settings.v1_dialect]
+    if settings.v1_dialect == "seed":
+        route = {
+            **route,
+            "response_model": None,
+            "responses": {**common.RERANK_ERRORS, 200: {"model": seed.SeedRerankResponse}},
+            "openapi_extra": _one_of(seed.SeedRerankRequest),
+            "summary": "Rerank (seed format; Cohere and Voyage clients get their own)",
+        }
+        endpoint = sniffed_v1_rerank
     app.add_api_route("/v1/rerank", endpoint, methods=["POST"], **route)
     app.add_api_route("/v2/rerank", cohere.v2_endpoint, methods=["POST"], **cohere.V2_ROUTE)
     bare = APIRouter()

@@ -35,9 +35,7 @@ class ModelCard(BaseModel):
     precision: str | None = Field(default=None, description="What a loaded model computes in.")
     fallbacks: list[str] | None = Field(default=None, description="Models tried in order if this one fails.")
     provider: str | None = Field(default=None, description="Upstream models: the provider's API.")
-    base_url: str | None = Field(
-        default=None, description="Upstream models: where calls go."
-    )
+    base_url: str | None = Field(default=None, description="Upstream models: where calls go.")
     api_key_env: str | None = Field(default=None, description="Upstream models: the variable with the key.")
     circuit: dict[str, Any] | None = Field(
         default=None, description="Upstream models: breaker state (closed, open, half_open) and failures."

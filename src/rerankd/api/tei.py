@@ -23,6 +23,7 @@ from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["TeiRerankRequest", "endpoint", "error_body", "info", "router"]
 
+_DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 _ERROR_TYPES = {401: "Unauthorized", 429: "Overloaded", 503: "Unhealthy", 500: "Backend"}
 
 
@@ -84,9 +85,7 @@ async def info(request: Request) -> dict[str, Any]:
     return {
         "model_id": name,
         "model_sha": None,
-        "model_dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[spec.dtype]
-        if spec
-        else "float32",
+        "model_dtype": _DTYPE_NAMES.get(spec.dtype, spec.dtype) if spec else "float32",
         "model_type": {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}},
         "max_concurrent_requests": settings.max_queue_pairs,
         "max_input_length": (spec.max_length if spec and spec.max_length else 512),
