@@ -70,12 +70,18 @@ def _validated(model: type[BaseModel], data: Any) -> Any:
         ) from exc
 
 
-async def bare_rerank(request: Request) -> JSONResponse:
-    """``/rerank``: TEI clients send ``texts``, vLLM and Infinity clients send ``documents``."""
+async def _read_json(request: Request) -> Any:
     try:
-        data = json.loads(await request.body() or b"null")
+        return json.loads(await request.body() or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MalformedBody(f"request body is not valid JSON ({exc}); send a JSON object") from exc
+    except RecursionError as exc:
+        raise MalformedBody("request body is nested too deeply; send a flat JSON object") from exc
+
+
+async def bare_rerank(request: Request) -> JSONResponse:
+    """``/rerank``: TEI clients send ``texts``, vLLM and Infinity clients send ``documents``."""
+    data = await _read_json(request)
     if isinstance(data, dict) and "texts" in data:
         request.state.dialect_module = tei.__name__
         return await tei.endpoint(_validated(tei.TeiRerankRequest, data), request)
@@ -109,10 +115,7 @@ _V1_MODULES: dict[str, ModuleType] = {"seed": seed, "cohere": cohere, "voyage": 
 
 async def sniffed_v1_rerank(request: Request) -> JSONResponse:
     """Bare ``/v1/rerank`` with the default setting: the seed format, unless the client says otherwise."""
-    try:
-        data = json.loads(await request.body() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedBody(f"request body is not valid JSON ({exc}); send a JSON object") from exc
+    data = await _read_json(request)
     dialect = sniff_v1(request, data)
     request.state.dialect_module = _V1_MODULES[dialect].__name__
     endpoint = V1_DIALECTS[dialect][0]
