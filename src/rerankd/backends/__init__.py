@@ -16,6 +16,7 @@ _REGISTRY: dict[str, str] = {
     "cross-encoder": "rerankd.backends.cross_encoder:CrossEncoderBackend",
     "bi-encoder": "rerankd.backends.bi_encoder:BiEncoderBackend",
     "bm25": "rerankd.backends.bm25:Bm25Backend",
+    "llm-reranker": "rerankd.backends.llm_reranker:LlmRerankerBackend",
 }
 
 

@@ -15,7 +15,13 @@ from sentence_transformers import SentenceTransformer
 
 from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
-from rerankd.backends.torch_runtime import pad_batch, resolve_device, resolve_dtype
+from rerankd.backends.torch_runtime import (
+    finish_model,
+    pad_batch,
+    precision_label,
+    resolve_device,
+    resolve_dtype,
+)
 from rerankd.backends.windows import FitPolicy, Windower
 from rerankd.config import ModelSpec
 from rerankd.types import Activation, ScoreOptions
@@ -31,6 +37,7 @@ class BiEncoderBackend:
         self.tokenizer: Any = model.tokenizer
         self.device = device
         self.spec = spec
+        self.precision = precision_label(spec.dtype, device)
         self.max_length = spec.max_length or int(model.max_seq_length or 512)
         model.max_seq_length = self.max_length
         self.lowercase = bool(getattr(model[0], "do_lower_case", False))
@@ -49,6 +56,7 @@ class BiEncoderBackend:
             model_kwargs={"dtype": resolve_dtype(spec.dtype, device)},
         )
         model.eval()
+        finish_model(model[0].auto_model, spec.dtype)
         return cls(model, device, spec)
 
     def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared:

@@ -16,7 +16,13 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
-from rerankd.backends.torch_runtime import pad_batch, resolve_device, resolve_dtype
+from rerankd.backends.torch_runtime import (
+    finish_model,
+    pad_batch,
+    precision_label,
+    resolve_device,
+    resolve_dtype,
+)
 from rerankd.backends.windows import FitPolicy, Windower
 from rerankd.config import ModelSpec
 from rerankd.types import Activation, ScoreOptions
@@ -49,9 +55,17 @@ class CrossEncoderBackend:
         self.tokenizer = tokenizer
         self.device = device
         self.spec = spec
+        self.precision = precision_label(spec.dtype, device)
         self.max_length = spec.max_length or _default_max_length(tokenizer, model.config)
         self.num_labels = num_labels
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        # Decoder classifiers (e.g. Qwen3ForSequenceClassification) score each row's last token that is not
+        # the config's pad id, and refuse batches when the config has none; encoders mask padding whatever
+        # its id. So pad with the config's id, and give a config without one the tokenizer's.
+        pad_id = getattr(model.config, "pad_token_id", None)
+        if pad_id is None:
+            pad_id = next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id) if t is not None), 0)
+            model.config.pad_token_id = pad_id
+        self.pad_id = int(pad_id)
         uses_token_types = "token_type_ids" in tokenizer.model_input_names and (
             getattr(model.config, "type_vocab_size", 1) > 1
         )
@@ -66,7 +80,7 @@ class CrossEncoderBackend:
         model = AutoModelForSequenceClassification.from_pretrained(
             source, dtype=resolve_dtype(spec.dtype, device), **common
         )
-        model.eval().to(device)
+        model = finish_model(model.eval().to(device), spec.dtype)
         return cls(model, tokenizer, device, spec)
 
     def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared:

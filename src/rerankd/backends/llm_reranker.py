@@ -1,0 +1,310 @@
+"""LLM rerankers: causal LMs asked "does this document meet the query?" and scored by "yes" against "no".
+
+Qwen3-Reranker and models like it are chat LMs fine-tuned to answer one token. Each (query, document)
+pair becomes the model's own prompt (:class:`rerankd.config.YesNoPrompt`: for Qwen3 a system turn, the
+user turn ``<Instruct>: ...\\n<Query>: ...\\n<Document>: ...`` and the opened assistant turn), and the raw
+score is ``logit(yes) - logit(no)`` at the last position, so the sigmoid the service applies is the
+model card's ``softmax([no, yes])[yes]`` and ``raw_scores`` gives the log-odds. A sequence-classification
+conversion of such a model (its one-label head is the ``yes`` row of the LM head minus the ``no`` row)
+loads here too and scores the same prompt with that head.
+
+Tokenization matches the model card's, which tokenizes the filled-in prompt as one text: each document
+is encoded inside its prompt, and the token offsets tell the document's tokens from the prompt's (a
+byte-level BPE glues the space before the document to its first word, so encoding the parts separately
+would give other tokens). Only the document's tokens are truncated or cut into windows (windows.py's
+policies); the instruction and the prompt's end never are, and an overlong query is cut to half of what
+the rest of the prompt leaves.
+
+Batches are padded on the left with position ids counting real tokens only, so every row ends at the
+last column and is computed as it would be alone: a document's score does not depend on its batch. The
+tokens all rows of a batch begin with (one request's prompt up to the document; the system prompt and
+instruction, across requests) are computed once and their keys and values reused by every row.
+Usage counts every token the model reads: ``query_tokens`` is the prompt around the documents (template,
+instruction and query) once per input scored, ``document_tokens`` the document's tokens in its windows.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tokenizers import Encoding, Tokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from rerankd.backends.base import Encoded, Prepared, best_per_document
+from rerankd.backends.sources import resolve_source
+from rerankd.backends.torch_runtime import (
+    finish_model,
+    pad_batch,
+    precision_label,
+    resolve_device,
+    resolve_dtype,
+)
+from rerankd.backends.windows import FitPolicy
+from rerankd.config import ModelSpec
+from rerankd.errors import InvalidRequest
+from rerankd.types import Activation, ScoreOptions
+
+__all__ = ["LlmRerankerBackend", "fit_document", "shared_prefix_length", "split_prompt_tokens"]
+
+log = logging.getLogger(__name__)
+
+# The model card's max_length for Qwen3-Reranker; the models accept far more (32k-40k positions), but a
+# longer window mostly costs memory and time, and a config can raise it.
+DEFAULT_MAX_LENGTH = 8192
+# Rows of a batch that begin with the same tokens (the prompt up to the document, for one request's
+# documents; up to the query, for requests with the same instruction) share that prefix's keys and values,
+# computed once, when it is at least this long.
+MIN_SHARED_PREFIX = 16
+
+
+def _default_max_length(tokenizer: Any, config: Any) -> int:
+    limits = [DEFAULT_MAX_LENGTH]
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
+        limits.append(int(tokenizer.model_max_length))
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        limits.append(int(positions))
+    return min(limits)
+
+
+def _token_id(rust: Tokenizer, token: str, field: str) -> int:
+    """The id of a configured answer token: a vocabulary entry (``yes``), or text that is one token."""
+    found = rust.token_to_id(token)
+    if found is not None:
+        return int(found)
+    ids = rust.encode(token, add_special_tokens=False).ids
+    if len(ids) == 1:
+        return int(ids[0])
+    raise ValueError(
+        f"{field} {token!r} is not one token of this model's vocabulary (as text it is {len(ids)} tokens); "
+        f"set {field} to the vocabulary entry the model answers with"
+    )
+
+
+def split_prompt_tokens(encoding: Encoding, start: int, end: int) -> tuple[list[int], list[int], list[int]]:
+    """Token ids of a prompt encoded with a document at characters ``[start, end)``: before, in, after it.
+
+    A token that holds any of the document's characters (including one that also holds prompt text, such
+    as a space glued to the first word) belongs to the document.
+    """
+    ids, offsets = encoding.ids, encoding.offsets
+    head = 0
+    while head < len(ids) and offsets[head][1] <= start:
+        head += 1
+    tail = len(ids)
+    while tail > head and offsets[tail - 1][0] >= end:
+        tail -= 1
+    return list(ids[:head]), list(ids[head:tail]), list(ids[tail:])
+
+
+def fit_document(ids: list[int], budget: int, policy: FitPolicy, index: int) -> list[list[int]]:
+    """The windows of one document's tokens: itself, cut, or chunked with overlap (as windows.py does)."""
+    if policy.max_tokens_per_doc is not None:
+        ids = ids[: policy.max_tokens_per_doc]
+    if len(ids) <= budget:
+        return [ids]
+    mode = policy.long_documents
+    if mode == "error":
+        raise InvalidRequest(
+            f"document {index} has {len(ids)} tokens, more than the {budget} that fit the model's window "
+            "next to the prompt; shorten it, or allow truncation"
+        )
+    if mode == "truncate_end":
+        return [ids[:budget]]
+    if mode == "truncate_start":
+        return [ids[len(ids) - budget :]]
+    step = budget - min(policy.overlap, budget // 2)
+    windows = [ids[:budget]]
+    while step * len(windows) + budget - step < len(ids) and len(windows) < max(1, policy.max_chunks):
+        start = step * len(windows)
+        windows.append(ids[start : start + budget])
+    return windows
+
+
+class LlmRerankerBackend:
+    activation: Activation = "sigmoid"
+
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device, spec: ModelSpec) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.spec = spec
+        self.prompt = spec.yes_no_prompt()
+        self.precision = precision_label(spec.dtype, device)
+        # A private copy of the Rust tokenizer: transformers changes padding and truncation on the shared
+        # one per call. Special tokens are never added: the template spells out every control token.
+        self.rust: Tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self.rust.no_padding()
+        self.rust.no_truncation()
+        self.max_length = spec.max_length or _default_max_length(tokenizer, model.config)
+        self.classifier = "ForSequenceClassification" in type(model).__name__
+        config = model.config
+        pad_id = getattr(config, "pad_token_id", None) if self.classifier else None
+        for candidate in (pad_id, tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+            if candidate is not None:
+                self.pad_id = int(candidate)
+                break
+        if self.classifier:
+            num_labels = int(config.num_labels)
+            if num_labels not in (1, 2):
+                raise ValueError(f"a reranker needs 1 or 2 output labels; this model has {num_labels}")
+            self.num_labels = num_labels
+            # The head reads each row's last token that is not padding, found by the config's pad id;
+            # without one the model refuses batches of more than one row.
+            config.pad_token_id = self.pad_id
+        else:
+            self.yes_id = _token_id(self.rust, self.prompt.yes_token, "yes_token")
+            self.no_id = _token_id(self.rust, self.prompt.no_token, "no_token")
+            # Only the last position's logits are needed; most LMs can skip the vocabulary-sized
+            # projection everywhere else.
+            self.keep_last = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self.share_prefix = True
+        fixed = self._fixed_tokens(self.prompt.default_instruction or "")
+        if fixed + 2 > self.max_length:
+            raise ValueError(
+                f"the prompt alone takes {fixed} tokens, which leaves no room in the {self.max_length}-token "
+                "window for a query and a document; raise max_length or shorten the template"
+            )
+
+    @classmethod
+    def load(cls, spec: ModelSpec) -> LlmRerankerBackend:
+        source = resolve_source(spec)
+        device = resolve_device(spec.device)
+        common = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+        config = AutoConfig.from_pretrained(source, **common)
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        architectures = getattr(config, "architectures", None) or []
+        classifier = any(name.endswith("ForSequenceClassification") for name in architectures)
+        loader = AutoModelForSequenceClassification if classifier else AutoModelForCausalLM
+        model = loader.from_pretrained(
+            source, config=config, dtype=resolve_dtype(spec.dtype, device), **common
+        )
+        model = finish_model(model.eval().to(device), spec.dtype)
+        return cls(model, tokenizer, device, spec)
+
+    # -- tokenization (the scheduler's tokenizer thread) ------------------------------------------
+
+    def _fixed_tokens(self, instruction: str) -> int:
+        before, after = self.prompt.around_document(instruction=instruction, query="")
+        return len(self.rust.encode(before + after, add_special_tokens=False).ids)
+
+    def _instruction(self, options: ScoreOptions) -> str:
+        if options.instruction is not None and options.instruction.strip():
+            return options.instruction
+        return self.prompt.default_instruction or ""
+
+    def _fit_query(self, query: str, instruction: str) -> str:
+        """The query, cut to half of the room the rest of the prompt leaves (documents keep the rest)."""
+        room = self.max_length - self._fixed_tokens(instruction)
+        if room < 2:
+            raise InvalidRequest(
+                f"the prompt with this instruction takes {self.max_length - room} of the model's "
+                f"{self.max_length} tokens and leaves no room for the query and documents; send a shorter "
+                "instruction"
+            )
+        encoding = self.rust.encode(query, add_special_tokens=False)
+        limit = room // 2
+        if len(encoding.ids) > limit:
+            query = query[: encoding.offsets[limit][0]]
+        return query
+
+    def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared:
+        policy = FitPolicy.of(options, self.spec)
+        instruction = self._instruction(options)
+        before, after = self.prompt.around_document(
+            instruction=instruction, query=self._fit_query(query, instruction)
+        )
+        texts = [before + document + after for document in documents]
+        encodings = self.rust.encode_batch(texts, add_special_tokens=False)
+        inputs: list[Encoded] = []
+        owner: list[int] = []
+        document_tokens: list[int] = []
+        chunks: list[int] = []
+        prompt_tokens = 0
+        for index, (document, encoding) in enumerate(zip(documents, encodings, strict=True)):
+            head, body, tail = split_prompt_tokens(encoding, len(before), len(before) + len(document))
+            budget = max(1, self.max_length - len(head) - len(tail))
+            windows = fit_document(body, budget, policy, index)
+            for window in windows:
+                inputs.append(Encoded([*head, *window, *tail]))
+                owner.append(index)
+            prompt_tokens += (len(head) + len(tail)) * len(windows)
+            document_tokens.append(sum(len(window) for window in windows))
+            chunks.append(len(windows))
+        count = len(documents)
+
+        def combine(outputs: list[float]) -> list[float]:
+            return best_per_document(owner, count, outputs)
+
+        return Prepared(inputs, prompt_tokens, document_tokens, combine, chunks)
+
+    # -- the forward pass (the model's worker thread) ------------------------------------------
+
+    def forward(self, inputs: Sequence[Encoded]) -> list[float]:
+        shared = shared_prefix_length(inputs) if self.share_prefix and len(inputs) > 1 else 0
+        if shared >= MIN_SHARED_PREFIX:
+            try:
+                return self._forward(inputs, shared)
+            except (AttributeError, TypeError, NotImplementedError) as exc:
+                # A model whose code takes no key/value cache (remote code, say): compute rows in full.
+                log.warning(
+                    "model %r cannot reuse a shared prefix (%s); computing every row in full",
+                    self.spec.name,
+                    exc,
+                )
+                self.share_prefix = False
+        return self._forward(inputs, 0)
+
+    def _forward(self, inputs: Sequence[Encoded], shared: int) -> list[float]:
+        batch = pad_batch(
+            [Encoded(item.input_ids[shared:]) for item in inputs], self.pad_id, self.device, side="left"
+        )
+        mask = batch["attention_mask"]
+        # Left padding would shift a short row's positions by its padding; counting real tokens only
+        # gives every row the positions it has alone.
+        positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)
+        extra: dict[str, Any] = {"use_cache": False}
+        with torch.inference_mode():
+            if shared:
+                extra = {"past_key_values": self._prefix_cache(inputs[0].input_ids[:shared], len(inputs))}
+                mask = torch.cat([mask.new_ones(len(inputs), shared), mask], dim=1)
+            if self.classifier:
+                logits = self.model(
+                    batch["input_ids"], attention_mask=mask, position_ids=positions, **extra
+                ).logits
+                logits = logits.float()
+                scores = logits[:, 0] if self.num_labels == 1 else logits[:, 1] - logits[:, 0]
+            else:
+                if self.keep_last:
+                    extra["logits_to_keep"] = 1
+                output = self.model(batch["input_ids"], attention_mask=mask, position_ids=positions, **extra)
+                last = output.logits[:, -1].float()
+                scores = last[:, self.yes_id] - last[:, self.no_id]
+        return [float(score) for score in scores.cpu()]
+
+    def _prefix_cache(self, prefix: Sequence[int], rows: int) -> Any:
+        """The keys and values of the tokens every row starts with, computed once, one copy per row.
+
+        The forward pass appends each layer's keys and values of the rest to it and keeps them until it
+        returns: for the whole batch, so at most ``max_batch_tokens`` tokens' worth (for Qwen3-0.6B in fp32,
+        229 kB a token: 1.9 GB at the default 8192), where a pass without a cache holds one layer's at a time.
+        """
+        ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
+        cache = self.model.base_model(input_ids=ids, use_cache=True).past_key_values
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+
+def shared_prefix_length(inputs: Sequence[Encoded]) -> int:
+    """How many leading tokens all inputs have in common, leaving every input at least one of its own."""
+    first = inputs[0].input_ids
+    limit = min(len(item) for item in inputs) - 1
+    for index in range(limit):
+        token = first[index]
+        if any(item.input_ids[index] != token for item in inputs):
+            return index
+    return max(0, limit)
