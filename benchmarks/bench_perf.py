@@ -70,11 +70,11 @@ DEFAULTS = {
     "models": (list(ARCHS), ["minilm-l6"]),
     "docs": ([20, 50, 100], [20]),
     "concurrency": ([1, 8, 32], [1, 8]),
-    "duration": (8.0, 4.0),
+    "duration": (6.0, 6.0),
     "bert_base_duration": (20.0, 10.0),
-    "scaling_docs": ([10, 20, 50, 100, 200, 500, 1000], [10, 100]),
+    "scaling_docs": ([10, 30, 100, 300, 1000], [10, 100]),
     "scaling_lengths": ([64, 128, 256, 512], [64, 256]),
-    "scaling_duration": (6.0, 3.0),
+    "scaling_duration": (5.0, 3.0),
 }
 
 
@@ -113,7 +113,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--docs", type=bs._csv(int), help=f"documents per request {default('docs')}")
     parser.add_argument("--concurrency", type=bs._csv(int), help=f"clients per cell {default('concurrency')}")
     parser.add_argument("--duration", type=float, help=f"seconds of sending per cell {default('duration')}")
-    parser.add_argument("--drain", type=float, help="seconds stragglers get after that [default: duration/2]")
+    parser.add_argument(
+        "--drain",
+        type=float,
+        help="seconds stragglers get after that [default: duration/2 x max(1, docs/20), so that a request "
+        "sent at the end of the window can finish at concurrency 1]",
+    )
     parser.add_argument(
         "--bert-base-duration",
         type=float,
@@ -399,7 +404,7 @@ def fixed_length_workload(
 def token_stream(data: cranfield.Cranfield, tokenizer: Any) -> list[int]:
     texts = [data.documents[doc] for doc in sorted(data.documents)]
     stream: list[int] = []
-    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+    for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]:
         stream.extend(ids)
     return stream
 
@@ -681,9 +686,10 @@ def grid_for(args: argparse.Namespace, model: str) -> list[tuple[int, int]]:
     return [(d, c) for d in docs for c in args.concurrency if not cap or c <= cap]
 
 
-def cell_window(args: argparse.Namespace, model: str) -> tuple[float, float]:
+def cell_window(args: argparse.Namespace, model: str, docs: int) -> tuple[float, float]:
+    """Seconds of sending and of drain for one grid cell; the drain grows with the request's size."""
     duration = max(args.duration, args.bert_base_duration) if model == "bert-base" else args.duration
-    return duration, args.drain if args.drain is not None else duration / 2
+    return duration, args.drain if args.drain is not None else duration / 2 * max(1.0, docs / 20)
 
 
 def start_servers(
@@ -751,9 +757,9 @@ def run_model(
     servers: dict[str, bs.Server] = {}
     try:
         start_servers(run, kinds, model, model_dir, workdir, infinity, warmup, servers)
-        duration, drain = cell_window(args, model)
         grid_servers = [servers[k] for k in args.servers if k in servers]
         for docs, concurrency in grid:
+            duration, drain = cell_window(args, model, docs)
             # Servers alternate within each cell so that drift on the machine hits them all alike.
             for server in grid_servers:
                 measure_cell(
@@ -985,7 +991,7 @@ def render_markdown(run: Run, meta: dict[str, Any]) -> str:
             rss_table(run.cells),
         ]
     if (run.args.out / "grid.png").is_file():
-        parts += ["", "![throughput and p99 latency by concurrency](grid.png)"]
+        parts += ["", "![throughput, p99 latency and share of the peak by concurrency](grid.png)"]
     if sweeps:
         parts += [
             "",
@@ -1028,7 +1034,7 @@ def plot(run: Run) -> list[str]:
     grid = [c for c in run.cells if c.phase == "grid"]
     panels = sorted({(c.model, c.docs) for c in grid}, key=lambda key: (ARCHS.index(key[0]), key[1]))
     if panels:
-        fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 7), squeeze=False)
+        fig, axes = plt.subplots(3, len(panels), figsize=(4.2 * len(panels), 10), squeeze=False)
         for column, (model, docs) in enumerate(panels):
             for server in SERVERS:
                 mine = sorted(
@@ -1041,12 +1047,17 @@ def plot(run: Run) -> list[str]:
                 axes[0][column].plot(conc, [c.pairs_per_s for c in mine], marker="o", label=server)
                 p99 = [c.p99_ms / 1000 if c.p99_ms else math.nan for c in mine]
                 axes[1][column].plot(conc, p99, marker="o", label=server)
+                share = [100 * (c.peak_fraction or 0.0) for c in mine]
+                axes[2][column].plot(conc, share, marker="o", label=server)
             axes[0][column].set_title(f"{model}, {docs} docs/request")
             axes[0][column].set_ylabel("pairs/s")
             axes[1][column].set_ylabel("p99 latency s")
             axes[1][column].set_yscale("log")
-            for row in (0, 1):
+            axes[2][column].set_ylabel("useful GFLOP/s, % of fp32 matmul peak")
+            ticks = sorted({c.concurrency for c in grid if (c.model, c.docs) == (model, docs)})
+            for row in (0, 1, 2):
                 axes[row][column].set_xscale("log", base=2)
+                _plain_ticks(axes[row][column], ticks)
                 axes[row][column].set_xlabel("concurrent clients")
                 axes[row][column].grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
@@ -1082,10 +1093,13 @@ def plot(run: Run) -> list[str]:
             ),
             ("useful GFLOP/s vs document tokens", "document tokens", "linear"),
         ]
+        doc_ticks = sorted({c.docs for c in sweeps if c.phase == "docs-sweep"})
+        length_ticks = sorted({c.doc_tokens or 0 for c in sweeps if c.phase == "length-sweep"})
         for ax, (title, xlabel, yscale) in zip(axes.flat, titles, strict=True):
             ax.set_title(title, fontsize=10)
             ax.set_xlabel(xlabel)
             ax.set_xscale("log", base=2 if "tokens" in xlabel else 10)
+            _plain_ticks(ax, length_ticks if "tokens" in xlabel else doc_ticks)
             ax.set_yscale(yscale)
             ax.grid(alpha=0.3)
             if ax.lines:
@@ -1094,6 +1108,16 @@ def plot(run: Run) -> list[str]:
         fig.savefig(out / "scaling.png", dpi=110)
         plt.close(fig)
     return []
+
+
+def _plain_ticks(ax: Any, values: list[int]) -> None:
+    """The measured x values as plain numbers on a log axis."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    if values:
+        ax.set_xticks(values, [str(value) for value in values])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def write_results(run: Run, meta: dict[str, Any]) -> str:
@@ -1115,8 +1139,8 @@ def write_results(run: Run, meta: dict[str, Any]) -> str:
 def plan_minutes(args: argparse.Namespace) -> float:
     total = 0.0
     for model in args.models:
-        duration, drain = cell_window(args, model)
-        total += len(grid_for(args, model)) * len(args.servers) * (duration + drain)
+        for docs, _ in grid_for(args, model):
+            total += len(args.servers) * sum(cell_window(args, model, docs))
     if args.scaling_model in args.models and args.scaling_servers:
         points = len(args.scaling_docs) + len(args.scaling_lengths)
         total += points * len(args.scaling_servers) * args.scaling_duration

@@ -1,7 +1,8 @@
-"""Token-budget packing: every input exactly once, within budget, sorted by length."""
+"""Token-budget packing: every input exactly once, within budget, sorted by length, at the least cost."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -39,3 +40,52 @@ def test_empty_and_invalid() -> None:
     assert pack([], 100, 4) == []
     with pytest.raises(ValueError):
         pack([1], 0, 4)
+    with pytest.raises(ValueError):
+        pack([1], 10, 4, overhead=-1)
+
+
+def _cost(lengths: list[int], batches: list[list[int]], overhead: float) -> float:
+    return overhead * len(batches) + padded_tokens(lengths, batches)
+
+
+def _cheapest_split(lengths: list[int], max_tokens: int, max_rows: int, overhead: float) -> float:
+    """Brute force over every way to cut the sorted inputs into consecutive batches."""
+    ordered = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    best = float("inf")
+    for cuts in itertools.product([False, True], repeat=len(lengths) - 1):
+        batches, current = [], [ordered[0]]
+        for index, cut in zip(ordered[1:], cuts, strict=True):
+            if cut:
+                batches.append(current)
+                current = []
+            current.append(index)
+        batches.append(current)
+        if all(
+            len(b) <= max_rows and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= max_tokens)
+            for b in batches
+        ):
+            best = min(best, _cost(lengths, batches, overhead))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_packing_is_the_cheapest_split(seed: int) -> None:
+    rng = random.Random(seed)
+    lengths = [rng.randint(8, 300) for _ in range(11)]
+    overhead = rng.choice([0.0, 20.0, 64.0, 500.0])
+    batches = pack(lengths, max_tokens=1200, max_rows=6, overhead=overhead)
+    assert _cost(lengths, batches, overhead) == _cheapest_split(lengths, 1200, 6, overhead)
+
+
+def test_overhead_trades_padding_for_passes() -> None:
+    rng = random.Random(2)
+    lengths = [rng.randint(40, 512) for _ in range(100)]
+    cpu_like = pack(lengths, max_tokens=8192, max_rows=256, overhead=50)
+    gpu_like = pack(lengths, max_tokens=8192, max_rows=256, overhead=5000)
+    waste = 1 - sum(lengths) / padded_tokens(lengths, cpu_like)
+    assert waste < 0.05
+    assert len(gpu_like) < len(cpu_like)
+    assert padded_tokens(lengths, gpu_like) > padded_tokens(lengths, cpu_like)
+    # Without any cost per pass nothing is padded; equal lengths still share passes.
+    assert padded_tokens(lengths, pack(lengths, 8192, 256, overhead=0)) == sum(lengths)
+    assert pack([7] * 10, 8192, 256, overhead=0) == [list(range(10))]

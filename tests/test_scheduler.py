@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
 
 from rerankd.backends.base import Encoded, Prepared
 from rerankd.errors import ModelUnavailable, Overloaded, TransientFailure
-from rerankd.scheduler import BatchingScorer
+from rerankd.scheduler import BatchingScorer, measure_batch_overhead
 from rerankd.types import BatchStats, ScoreOptions
 
 OPTIONS = ScoreOptions()
@@ -186,3 +187,22 @@ async def test_queue_bounded_by_estimated_wait() -> None:
     backend.gate.set()
     await asyncio.gather(blocker, admitted)
     await scorer.close()
+
+
+class TimedBackend(ScriptedBackend):
+    """A pass takes ``fixed`` seconds plus ``per_token`` seconds per token."""
+
+    def __init__(self, fixed: float, per_token: float) -> None:
+        super().__init__()
+        self.fixed, self.per_token = fixed, per_token
+
+    def forward(self, inputs: Sequence[Encoded]) -> list[float]:
+        time.sleep(self.fixed + self.per_token * sum(map(len, inputs)))
+        return [0.0] * len(inputs)
+
+
+def test_batch_overhead_is_measured_in_tokens() -> None:
+    # 20 ms fixed and 0.5 ms per token: a pass costs as much as 40 more tokens.
+    overhead = measure_batch_overhead(TimedBackend(fixed=0.02, per_token=0.0005))
+    assert 30 <= overhead <= 50
+    assert measure_batch_overhead(TimedBackend(fixed=0.0, per_token=0.001)) < 8

@@ -19,7 +19,7 @@ from rerankd.backends.sources import load_failure_hint
 from rerankd.config import ModelSpec, Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
 from rerankd.metrics import Metrics
-from rerankd.scheduler import BatchingScorer, DirectScorer
+from rerankd.scheduler import BatchingScorer, DirectScorer, measure_batch_overhead
 from rerankd.types import ModelStatus, ScoreOptions, Scorer
 from rerankd.upstream import UpstreamScorer, make_upstream_scorer
 
@@ -43,12 +43,14 @@ class ModelEntry:
         return self.scorer.status() if isinstance(self.scorer, UpstreamScorer) else None
 
 
-def _load_and_warm_up(spec: ModelSpec) -> BatchedBackend | DirectBackend:
-    """Load, then run one tiny pass so the first request does not pay for lazy initialisation."""
+def _load_and_warm_up(spec: ModelSpec) -> tuple[BatchedBackend | DirectBackend, float]:
+    """Load, then run one tiny pass so the first request does not pay for lazy initialisation, and
+    measure what a forward pass costs beyond its tokens (for packing; 0 for direct backends)."""
     backend = load_backend(spec)
-    if isinstance(backend, BatchedBackend):
-        backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
-    return backend
+    if not isinstance(backend, BatchedBackend):
+        return backend, 0.0
+    backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
+    return backend, measure_batch_overhead(backend)
 
 
 class ModelPool:
@@ -97,7 +99,7 @@ class ModelPool:
             entry.status, entry.loading = "ready", None
             return entry.scorer
         try:
-            backend = await asyncio.to_thread(_load_and_warm_up, spec)
+            backend, overhead = await asyncio.to_thread(_load_and_warm_up, spec)
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             entry.status, entry.failed_at = "failed", time.monotonic()
@@ -109,22 +111,30 @@ class ModelPool:
             raise ModelUnavailable(entry.error) from exc
         finally:
             entry.loading = None
-        entry.scorer = self._make_scorer(spec, backend)
+        entry.scorer = self._make_scorer(spec, backend, overhead)
         entry.status, entry.error = "ready", None
-        log.info("model %r ready in %.1fs", spec.name, time.perf_counter() - began)
+        log.info(
+            "model %r ready in %.1fs (a forward pass costs %.0f tokens beyond its own)",
+            spec.name,
+            time.perf_counter() - began,
+            overhead,
+        )
         return entry.scorer
 
     def _make_scorer(
-        self, spec: ModelSpec, backend: BatchedBackend | DirectBackend
+        self, spec: ModelSpec, backend: BatchedBackend | DirectBackend, overhead: float
     ) -> BatchingScorer | DirectScorer:
         if isinstance(backend, BatchedBackend):
             return BatchingScorer(
                 spec.name,
                 backend,
-                max_batch_tokens=spec.max_batch_tokens or self.settings.max_batch_tokens,
+                max_batch_tokens=(
+                    spec.max_batch_tokens or self.settings.max_batch_tokens or backend.batch_tokens
+                ),
                 max_batch_size=self.settings.max_batch_size,
                 max_queue_pairs=self.settings.max_queue_pairs,
                 max_queue_seconds=self.settings.max_queue_seconds,
+                batch_overhead=overhead,
                 observer=self.metrics.batch_observer(spec.name),
             )
         return DirectScorer(

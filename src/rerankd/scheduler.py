@@ -8,7 +8,8 @@
 2. tokenization runs on the scorer's tokenizer thread (so it overlaps the forward pass);
 3. the job joins a FIFO queue served by the model's single worker thread, which takes a window of
    pending inputs from the oldest jobs, sorts them by length across requests, packs them by token
-   budget (:func:`rerankd.batching.pack`) and runs the forward passes;
+   budget and the measured cost of a pass (:func:`rerankd.batching.pack`,
+   :func:`measure_batch_overhead`) and runs the forward passes;
 4. a job whose client went away (its future was cancelled) is dropped before its inputs are computed.
 
 ``DirectScorer`` serves backends that score a whole request at once (bm25) on one thread, with the
@@ -29,11 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rerankd.backends.base import BatchedBackend, DirectBackend, Encoded
-from rerankd.batching import pack, padded_tokens
+from rerankd.batching import DEFAULT_BATCH_OVERHEAD, pack, padded_tokens
 from rerankd.errors import ModelUnavailable, Overloaded, RerankdError, TransientFailure
 from rerankd.types import BatchStats, ScoreOptions, ScoreResult, Timings
 
-__all__ = ["BatchObserver", "BatchingScorer", "DirectScorer"]
+__all__ = ["BatchObserver", "BatchingScorer", "DirectScorer", "measure_batch_overhead"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,6 +45,35 @@ WINDOW_BUDGETS = 4
 
 
 BatchObserver = Callable[[BatchStats], None]
+
+
+def measure_batch_overhead(backend: BatchedBackend, repeats: int = 3) -> float:
+    """The fixed cost of one forward pass, in tokens' worth of compute, measured on this device.
+
+    Times a pass over one short input and one over four longer inputs (best of ``repeats`` each), fits
+    ``seconds = fixed + per_token * tokens`` and returns ``fixed / per_token``. Packing uses it to trade
+    padding against the number of passes. Falls back to the default when timing noise makes the fit
+    meaningless.
+    """
+    short = backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs[:1]
+    document = " ".join(["the warm up document"] * 12)
+    long = backend.prepare("warm up", [document] * 4, ScoreOptions()).inputs
+
+    def best(inputs: list[Encoded]) -> float:
+        times = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            backend.forward(inputs)
+            times.append(time.perf_counter() - began)
+        return min(times)
+
+    short_tokens, long_tokens = sum(map(len, short)), sum(map(len, long))
+    short_seconds, long_seconds = best(short), best(long)
+    if long_tokens <= short_tokens or long_seconds <= short_seconds:
+        return DEFAULT_BATCH_OVERHEAD
+    per_token = (long_seconds - short_seconds) / (long_tokens - short_tokens)
+    fixed = short_seconds - per_token * short_tokens
+    return max(0.0, fixed / per_token)
 
 
 class _Admission:
@@ -129,12 +159,14 @@ class BatchingScorer:
         max_batch_size: int,
         max_queue_pairs: int,
         max_queue_seconds: float = math.inf,
+        batch_overhead: float = DEFAULT_BATCH_OVERHEAD,
         observer: BatchObserver | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
+        self.batch_overhead = batch_overhead
         self._admission = _Admission(name, max_queue_pairs, max_queue_seconds)
         self._observer = observer
         self._tokenizer = ThreadPoolExecutor(1, thread_name_prefix=f"tokenize-{name}")
@@ -214,7 +246,7 @@ class BatchingScorer:
     def _serve(self) -> None:
         while (window := self._take_window()) is not None:
             lengths = [len(job.inputs[index]) for job, index in window]
-            for batch in pack(lengths, self.max_batch_tokens, self.max_batch_size):
+            for batch in pack(lengths, self.max_batch_tokens, self.max_batch_size, self.batch_overhead):
                 live = [window[k] for k in batch if not window[k][0].gone]
                 if live:
                     self._run_batch(live)

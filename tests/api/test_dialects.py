@@ -177,6 +177,7 @@ def test_tei_errors_and_info(client: TestClient) -> None:
     for path in ("/info", "/tei/info"):
         info = client.get(path).json()
         assert "reranker" in info["model_type"] and info["model_id"] == "tiny"
+        assert info["max_batch_tokens"] == 4096  # the loaded model's budget on this CPU
 
 
 # -- Infinity, vLLM ---------------------------------------------------------------------------------

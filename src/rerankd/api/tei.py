@@ -82,6 +82,11 @@ async def info(request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
     name = default_model(request, None)
     spec = next((m for m in settings.models if m.name == name), None)
+    entry = request.app.state.pool.entries.get(name)
+    # The budget the loaded model's scheduler uses; before loading, what is configured (TEI's own default
+    # when nothing is: the real one depends on the device the model will load on).
+    budget = getattr(entry.scorer if entry else None, "max_batch_tokens", None)
+    budget = budget or (spec.max_batch_tokens if spec else None) or settings.max_batch_tokens or 16384
     return {
         "model_id": name,
         "model_sha": None,
@@ -89,7 +94,7 @@ async def info(request: Request) -> dict[str, Any]:
         "model_type": {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}},
         "max_concurrent_requests": settings.max_queue_pairs,
         "max_input_length": (spec.max_length if spec and spec.max_length else 512),
-        "max_batch_tokens": settings.max_batch_tokens,
+        "max_batch_tokens": budget,
         "max_batch_requests": None,
         "max_client_batch_size": settings.max_documents,
         "auto_truncate": True,

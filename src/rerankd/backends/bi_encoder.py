@@ -16,6 +16,7 @@ from sentence_transformers import SentenceTransformer
 from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
 from rerankd.backends.torch_runtime import (
+    default_batch_tokens,
     finish_model,
     pad_batch,
     precision_label,
@@ -38,6 +39,7 @@ class BiEncoderBackend:
         self.device = device
         self.spec = spec
         self.precision = precision_label(spec.dtype, device)
+        self.batch_tokens = default_batch_tokens(device)
         self.max_length = spec.max_length or int(model.max_seq_length or 512)
         model.max_seq_length = self.max_length
         self.lowercase = bool(getattr(model[0], "do_lower_case", False))

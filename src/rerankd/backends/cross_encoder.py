@@ -17,6 +17,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
 from rerankd.backends.torch_runtime import (
+    default_batch_tokens,
     finish_model,
     pad_batch,
     precision_label,
@@ -56,6 +57,7 @@ class CrossEncoderBackend:
         self.device = device
         self.spec = spec
         self.precision = precision_label(spec.dtype, device)
+        self.batch_tokens = default_batch_tokens(device)
         self.max_length = spec.max_length or _default_max_length(tokenizer, model.config)
         self.num_labels = num_labels
         # Decoder classifiers (e.g. Qwen3ForSequenceClassification) score each row's last token that is not

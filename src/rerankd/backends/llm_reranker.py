@@ -37,6 +37,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceC
 from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
 from rerankd.backends.torch_runtime import (
+    default_batch_tokens,
     finish_model,
     pad_batch,
     precision_label,
@@ -135,6 +136,7 @@ class LlmRerankerBackend:
         self.spec = spec
         self.prompt = spec.yes_no_prompt()
         self.precision = precision_label(spec.dtype, device)
+        self.batch_tokens = default_batch_tokens(device)
         # A private copy of the Rust tokenizer: transformers changes padding and truncation on the shared
         # one per call. Special tokens are never added: the template spells out every control token.
         self.rust: Tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
