@@ -54,7 +54,7 @@ BENCH_DIR = bs.BENCH_DIR
 SERVERS = ("rerankd", "naive", "infinity-torch", "infinity-optimum")
 PEERS = SERVERS[1:]
 SERVER_ALIASES = {"infinity": ("infinity-torch", "infinity-optimum")}
-ARCHS = bs.ARCHS
+ARCHS = (*bs.ARCHS, "xlm-roberta-large")  # the last for GPUs (bge-reranker-v2-m3 class): --models
 INFINITY_VENV = REPO / ".cache" / "bench-venvs" / "infinity"
 INFINITY_REQUIREMENTS = BENCH_DIR / "infinity-requirements.txt"
 INFINITY_HF_HOME = REPO / ".cache" / "bench-hf"  # Infinity writes its caches here, not in ~/.cache
@@ -67,11 +67,11 @@ PEAK_SECONDS_PER_CASE = 1.5
 
 DEFAULTS = {
     # option: (full run, --quick)
-    "models": (list(ARCHS), ["minilm-l6"]),
+    "models": (list(bs.ARCHS), ["minilm-l6"]),
     "docs": ([20, 50, 100], [20]),
     "concurrency": ([1, 8, 32], [1, 8]),
-    "duration": (6.0, 6.0),
-    "bert_base_duration": (20.0, 10.0),
+    "duration": (20.0, 10.0),
+    "bert_base_duration": (45.0, 20.0),
     "scaling_docs": ([10, 30, 100, 300, 1000], [10, 100]),
     "scaling_lengths": ([64, 128, 256, 512], [64, 256]),
     "scaling_duration": (5.0, 3.0),
@@ -109,6 +109,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--models", type=bs._csv(str), help=f"subset of {','.join(ARCHS)} {default('models')}"
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, or cuda / cuda:N: every server runs its model there, the peak is the GPU's (rerankd in "
+        "bf16, the naive server in fp32, Infinity in its auto half precision) [default: cpu]",
     )
     parser.add_argument("--docs", type=bs._csv(int), help=f"documents per request {default('docs')}")
     parser.add_argument("--concurrency", type=bs._csv(int), help=f"clients per cell {default('concurrency')}")
@@ -177,7 +183,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=bs.DEFAULT_CACHE, help="generated models (reused)")
     parser.add_argument("--seed", type=int, default=0, help="model weights and request sampling")
     parser.add_argument("--max-length", type=int, default=512, help="tokens per (query, document) pair")
-    parser.add_argument("--max-batch-tokens", type=int, default=8192, help="rerankd's max_batch_tokens")
+    parser.add_argument(
+        "--max-batch-tokens", type=int, help="rerankd's max_batch_tokens [default: rerankd's, 4096 on CPU]"
+    )
     parser.add_argument(
         "--settle-timeout",
         type=float,
@@ -214,6 +222,11 @@ def _expand(servers: list[str]) -> list[str]:
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if unknown := sorted(set(args.models) - set(ARCHS)):
         parser.error(f"unknown --models {unknown}; choose from {list(ARCHS)}")
+    if args.device != "cpu":
+        import torch
+
+        if not args.device.startswith("cuda") or not torch.cuda.is_available():
+            parser.error(f"--device {args.device}: use cpu, or cuda[:N] where torch sees a CUDA device")
     if unknown := sorted(set(args.servers + args.scaling_servers) - set(SERVERS)):
         parser.error(f"unknown servers {unknown}; choose from {list(SERVERS)} or 'infinity'")
     if args.duration <= 0 or args.scaling_duration <= 0 or (args.drain is not None and args.drain < 0):
@@ -242,9 +255,15 @@ def cpu_description() -> dict[str, Any]:
     return {"model": name or "unknown CPU", "flags": {flag: flag in flags for flag in wanted}}
 
 
-def measure_peak(seconds: float = PEAK_SECONDS_PER_CASE) -> dict[str, Any]:
-    """Best GFLOP/s of a few torch matmuls per dtype (square matmul and a BERT-shaped linear layer)."""
+def measure_peak(seconds: float = PEAK_SECONDS_PER_CASE, device: str = "cpu") -> dict[str, Any]:
+    """Best GFLOP/s of a few torch matmuls per dtype (square matmul and a BERT-shaped linear layer).
+
+    ``reference`` names the dtype rerankd computes in with ``dtype: auto`` on this device (bf16 on a GPU
+    or a CPU with native bf16, else fp32): the results are a share of that peak."""
     import torch
+
+    if device.startswith("cuda"):
+        return _measure_cuda_peak(device, seconds)
 
     def best_gflops(run: Callable[[], Any], flops: float) -> float:
         run()  # first call: allocation, kernel selection
@@ -275,7 +294,44 @@ def measure_peak(seconds: float = PEAK_SECONDS_PER_CASE) -> dict[str, Any]:
             }
             key = "fp32" if dtype == torch.float32 else "bf16"
             result[key] = {"gflops": max(cases.values()), "cases": cases}
+    flags = cpu_description()["flags"]
+    result["reference"] = "bf16" if flags.get("avx512_bf16") or flags.get("amx_bf16") else "fp32"
     return result
+
+
+def _measure_cuda_peak(device: str, seconds: float) -> dict[str, Any]:
+    """The same on a GPU: large square matmuls per dtype, timed with CUDA events after warm-up."""
+    import torch
+
+    target = torch.device(device)
+    result: dict[str, Any] = {"threads": None, "torch": torch.__version__, "device": device}
+    result["cpu_capability"] = torch.cuda.get_device_name(target)
+    size = 8192
+    with torch.inference_mode():
+        for key, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            a = torch.randn(size, size, dtype=dtype, device=target)
+            b = torch.randn(size, size, dtype=dtype, device=target)
+            torch.matmul(a, b)
+            torch.cuda.synchronize(target)
+            best, spent, reps = math.inf, 0.0, 0
+            while reps < 5 or (spent < seconds and reps < 100):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                torch.matmul(a, b)
+                end.record()
+                torch.cuda.synchronize(target)
+                took = start.elapsed_time(end) / 1000
+                best, spent, reps = min(best, took), spent + took, reps + 1
+            gflops = 2.0 * size**3 / best / 1e9
+            result[key] = {"gflops": gflops, "cases": {f"matmul {size}x{size}x{size}": gflops}}
+    result["reference"] = "bf16"
+    return result
+
+
+def reference_peak(peak: dict[str, Any]) -> tuple[str, float | None]:
+    """The dtype whose peak results are a share of, and that peak in GFLOP/s."""
+    reference = peak.get("reference", "fp32")
+    return reference, peak.get(reference, {}).get("gflops")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -502,10 +558,14 @@ def ensure_onnx(env: InfinityEnv, model_dir: Path, log_path: Path) -> Path:
     return target
 
 
-def infinity_server(env: InfinityEnv, engine: str, model: str, model_dir: Path, workdir: Path) -> bs.Server:
+def infinity_server(
+    env: InfinityEnv, engine: str, model: str, model_dir: Path, workdir: Path, device: str = "cpu"
+) -> bs.Server:
     assert env.python is not None
     command = [str(env.python.parent / "infinity_emb"), "v2", "--model-id", str(model_dir)]
-    command += ["--served-model-name", model, "--engine", engine, "--device", "cpu", "--dtype", "float32"]
+    # fp32 on CPUs (what Infinity's engines run there), its automatic half precision on a GPU.
+    dtype = "float32" if device == "cpu" else "auto"
+    command += ["--served-model-name", model, "--engine", engine, "--device", device, "--dtype", dtype]
     command += ["--batch-size", str(INFINITY_BATCH_SIZE), "--no-vector-disk-cache", "--no-model-warmup"]
     # /v1 prefix: the rerank route becomes /v1/rerank like the others'; /health stays unprefixed.
     command += ["--url-prefix", "/v1", "--host", bs.HOST, "--log-level", "warning"]
@@ -647,7 +707,7 @@ def measure_cell(
     elapsed = cell.elapsed_s
     cell.real_tokens_per_s = sum(s.forward_tokens for s in answered) / elapsed
     cell.gflops = sum(s.flops for s in answered) / elapsed / 1e9
-    peak = run.peak.get("fp32", {}).get("gflops")
+    _, peak = reference_peak(run.peak)
     cell.peak_fraction = cell.gflops / peak if peak else None
     if before is not None and after is not None:
         real = after.get("real", 0.0) - before.get("real", 0.0)
@@ -718,7 +778,7 @@ def start_servers(
                 folder = model_dir
                 if engine == "optimum":
                     folder = ensure_onnx(infinity, model_dir, workdir / "infinity-onnx-export.log")
-                server = infinity_server(infinity, engine, model, folder, workdir)
+                server = infinity_server(infinity, engine, model, folder, workdir, run.args.device)
             server.warmup = warmup
             # Registered before it starts, so the clean-up also stops one that fails to come up.
             servers[kind] = server
@@ -839,13 +899,13 @@ def _pct(value: float | None, digits: int = 1) -> str:
 GRID_COLUMNS = [
     ("model", False), ("docs", True), ("conc", True), ("server", False), ("req", True),
     ("pairs/s", True), ("real tok/s", True), ("padded tok/s", True), ("padding", True),
-    ("p50 ms", True), ("p99 ms", True), ("GFLOP/s", True), ("% fp32 peak", True),
+    ("p50 ms", True), ("p99 ms", True), ("GFLOP/s", True), ("% peak", True),
     ("peak RSS MiB", True), ("err", True), ("429", True), ("cut", True),
 ]  # fmt: skip
 SWEEP_COLUMNS = [
     ("model", False), ("server", False), ("docs", True), ("doc tokens", True), ("pair tokens", True),
     ("req", True), ("p50 ms", True), ("p99 ms", True), ("pairs/s", True), ("real tok/s", True),
-    ("padding", True), ("GFLOP/s", True), ("% fp32 peak", True), ("cut", True),
+    ("padding", True), ("GFLOP/s", True), ("% peak", True), ("cut", True),
 ]  # fmt: skip
 
 
@@ -916,15 +976,20 @@ def peak_lines(peak: dict[str, Any], cpu: dict[str, Any]) -> list[str]:
     flags = cpu["flags"]
     native_bf16 = flags.get("avx512_bf16") or flags.get("amx_bf16")
     listed = ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in flags.items())
-    lines = [
-        f"- CPU: {cpu['model']}; {listed}; torch {peak.get('torch')} ({peak.get('cpu_capability')} "
-        f"kernels), {peak.get('threads')} threads.",
-    ]
-    for dtype in ("fp32", "bf16"):
+    if peak.get("device"):
+        lines = [f"- GPU: {peak['cpu_capability']} ({peak['device']}), torch {peak.get('torch')}."]
+    else:
+        lines = [
+            f"- CPU: {cpu['model']}; {listed}; torch {peak.get('torch')} ({peak.get('cpu_capability')} "
+            f"kernels), {peak.get('threads')} threads.",
+        ]
+    reference, _ = reference_peak(peak)
+    lines.append(f"- Percentages are of the {reference} matmul peak: the precision rerankd computes in here.")
+    for dtype in ("fp32", "bf16", "fp16"):
         if dtype in peak:
             cases = ", ".join(f"{name} {value:,.1f}" for name, value in peak[dtype]["cases"].items())
             lines.append(f"- {dtype} matmul peak: **{peak[dtype]['gflops']:,.1f} GFLOP/s** ({cases}).")
-    if not native_bf16 and "bf16" in peak and "fp32" in peak:
+    if not peak.get("device") and not native_bf16 and "bf16" in peak and "fp32" in peak:
         slower = peak["fp32"]["gflops"] / max(peak["bf16"]["gflops"], 1e-9)
         lines.append(
             f"- bf16 is not native on this CPU (no AVX512-BF16 / AMX): it is emulated and {slower:.0f}x "
@@ -1053,7 +1118,7 @@ def plot(run: Run) -> list[str]:
             axes[0][column].set_ylabel("pairs/s")
             axes[1][column].set_ylabel("p99 latency s")
             axes[1][column].set_yscale("log")
-            axes[2][column].set_ylabel("useful GFLOP/s, % of fp32 matmul peak")
+            axes[2][column].set_ylabel(f"useful GFLOP/s, % of {reference_peak(run.peak)[0]} matmul peak")
             ticks = sorted({c.concurrency for c in grid if (c.model, c.docs) == (model, docs)})
             for row in (0, 1, 2):
                 axes[row][column].set_xscale("log", base=2)
@@ -1080,9 +1145,9 @@ def plot(run: Run) -> list[str]:
                 x = [c.doc_tokens or 0 for c in by_len]
                 axes[1][0].plot(x, [(c.p50_ms or math.nan) / 1000 for c in by_len], marker="o", label=server)
                 axes[1][1].plot(x, [c.gflops for c in by_len], marker="o", label=f"{server} GFLOP/s")
-        peak = run.peak.get("fp32", {}).get("gflops")
+        reference, peak = reference_peak(run.peak)
         if peak:
-            axes[1][1].axhline(peak, color="grey", linestyle="--", label="fp32 matmul peak")
+            axes[1][1].axhline(peak, color="grey", linestyle="--", label=f"{reference} matmul peak")
         titles = [
             ("p50 latency s vs documents per request", "documents per request", "log"),
             ("pairs/s vs documents per request", "documents per request", "linear"),
@@ -1164,10 +1229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "models": {},
     }
     print("measuring the matmul peak ...", flush=True)
-    peak = measure_peak()
+    peak = measure_peak(device=args.device)
     meta["peak"] = peak
     print(
-        f"  fp32 {peak['fp32']['gflops']:.1f} GFLOP/s, bf16 {peak['bf16']['gflops']:.1f} GFLOP/s", flush=True
+        f"  fp32 {peak['fp32']['gflops']:.1f} GFLOP/s, bf16 {peak['bf16']['gflops']:.1f} GFLOP/s "
+        f"(results are a share of the {peak['reference']} peak)",
+        flush=True,
     )
     infinity: InfinityEnv | None = None
     if any(kind.startswith("infinity") for kind in args.servers + args.scaling_servers):

