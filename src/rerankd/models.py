@@ -105,7 +105,7 @@ class ModelPool:
             entry.status, entry.failed_at = "failed", time.monotonic()
             entry.error = (
                 f"model '{spec.name}' cannot be loaded from {spec.source or spec.kind}: {reason}. "
-                f"To fix: {load_failure_hint(spec)}."
+                f"To fix: {load_failure_hint(spec, exc)}."
             )
             log.error("%s", entry.error)
             raise ModelUnavailable(entry.error) from exc

@@ -96,8 +96,10 @@ def check_available(spec: ModelSpec) -> Availability:
     )
 
 
-def load_failure_hint(spec: ModelSpec) -> str:
-    """What to do when loading failed, worded for the source's kind."""
+def load_failure_hint(spec: ModelSpec, error: BaseException | None = None) -> str:
+    """What to do when loading failed, worded for the source's kind (or for a missing package)."""
+    if isinstance(error, ImportError):
+        return "install the missing package named above and restart"
     source = spec.source or ""
     if source.startswith(PACKAGE_SCHEME):
         package = source.removeprefix(PACKAGE_SCHEME)
