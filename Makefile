@@ -35,7 +35,7 @@ test: install-test
 
 bench: install
 	$(PIP) install -q -e '.[bench]'
-	$(BIN)/python benchmarks/bench_server.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_perf.py --out benchmarks/results/perf $(BENCH_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check src tests benchmarks

@@ -1,4 +1,4 @@
-"""Packing strategies and runtimes on this device: padding waste and throughput of the same work.
+"""Packing strategies on this device: padding waste and throughput of the same forward passes.
 
 The scheduler's worker takes a window of pending inputs (from one request, or from several that
 arrived together) and cuts it into forward passes. This script builds such windows from Cranfield
@@ -7,9 +7,7 @@ backend's forward pass under each strategy:
 
 - ``greedy``: sort by length, fill each pass up to the token budget (rerankd before 0.2);
 - ``dp``: the cost-minimising split of :func:`rerankd.batching.pack` with the per-pass overhead
-  measured on this device (:func:`rerankd.scheduler.measure_batch_overhead`);
-- ``dp-onnx``: the same with ``runtime: onnx`` (the model exported to ONNX Runtime at load; its own
-  measured overhead), unless ``--no-onnx``.
+  measured on this device (:func:`rerankd.scheduler.measure_batch_overhead`).
 
 Each at several budgets (``--budgets``). Strategies alternate for ``--rounds`` rounds and each keeps
 its fastest round, so that interference from other work on the machine hits them alike. It reports
@@ -109,7 +107,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--default-budget", type=int, default=8192, help="the ratios' baseline budget")
     parser.add_argument("--requests", type=int, default=8, help="requests per measurement (minilm-l6) [8]")
     parser.add_argument("--bert-base-requests", type=int, default=8, help="[8]")
-    parser.add_argument("--no-onnx", action="store_true", help="leave out runtime: onnx")
     parser.add_argument("--cache", type=Path, default=Path(".cache/bench-models"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write results.md and results.json here")
@@ -120,48 +117,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows: list[dict[str, Any]] = []
     for model in args.models:
         folder = bs.ensure_model(model, args.cache, args.seed)
-        runtimes = ["torch"] if args.no_onnx else ["torch", "onnx"]
-        backends: dict[str, BatchedBackend] = {}
-        overheads: dict[str, float] = {}
-        for runtime in runtimes:
-            spec = ModelSpec(
-                name=model, kind="cross-encoder", source=str(folder), device="cpu", runtime=runtime
-            )
-            backend = load_backend(spec)
-            assert isinstance(backend, BatchedBackend)
-            backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
-            backends[runtime], overheads[runtime] = backend, measure_batch_overhead(backend)
-            print(
-                f"{model} ({runtime}): a pass costs {overheads[runtime]:.0f} tokens beyond its own",
-                flush=True,
-            )
+        spec = ModelSpec(name=model, kind="cross-encoder", source=str(folder), device="cpu")
+        backend = load_backend(spec)
+        assert isinstance(backend, BatchedBackend)
+        backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
+        overhead = measure_batch_overhead(backend)
+        print(f"{model}: a forward pass costs {overhead:.0f} tokens beyond its own", flush=True)
         count = args.bert_base_requests if model == "bert-base" else args.requests
         requests = cranfield.make_requests(args.docs, count, args.seed, data=data)
-        # name -> (runtime, packer); inputs are tokenized once, identically for both runtimes
-        strategies: dict[str, tuple[str, Packer]] = {
-            "greedy": ("torch", greedy),
-            "dp": (
-                "torch",
-                lambda lengths, budget, rows_, o=overheads["torch"]: pack(lengths, budget, rows_, o),
-            ),
+        strategies: dict[str, Packer] = {
+            "greedy": greedy,
+            "dp": lambda lengths, budget, rows_, o=overhead: pack(lengths, budget, rows_, o),
         }
-        if "onnx" in backends:
-            strategies["dp-onnx"] = (
-                "onnx",
-                lambda lengths, budget, rows_, o=overheads["onnx"]: pack(lengths, budget, rows_, o),
-            )
         for per_window in args.windows:
-            work = windows(backends["torch"], requests, per_window)
+            work = windows(backend, requests, per_window)
             for budget in args.budgets:
                 best = dict.fromkeys(strategies, float("inf"))
                 for _ in range(args.rounds):
-                    for name, (runtime, packer) in strategies.items():
-                        seconds = time_strategy(backends[runtime], work, packer, budget)
-                        best[name] = min(best[name], seconds)
-                for name, (runtime, packer) in strategies.items():
+                    for name, packer in strategies.items():
+                        best[name] = min(best[name], time_strategy(backend, work, packer, budget))
+                for name, packer in strategies.items():
                     result = run_strategy(work, packer, budget, best[name])
                     row = {"model": model, "window": per_window, "budget": budget, "strategy": name}
-                    row |= result | {"overhead_tokens": round(overheads[runtime], 1)}
+                    row |= result | {"overhead_tokens": round(overhead, 1)}
                     rows.append(row)
                     print(
                         f"  {model} window={per_window} budget={budget} {name}: "

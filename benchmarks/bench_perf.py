@@ -52,6 +52,7 @@ import yaml
 REPO = bs.REPO
 BENCH_DIR = bs.BENCH_DIR
 SERVERS = ("rerankd", "naive", "infinity-torch", "infinity-optimum")
+OURS = SERVERS[:1]
 PEERS = SERVERS[1:]
 SERVER_ALIASES = {"infinity": ("infinity-torch", "infinity-optimum")}
 ARCHS = (*bs.ARCHS, "xlm-roberta-large")  # the last for GPUs (bge-reranker-v2-m3 class): --models
@@ -698,9 +699,9 @@ def measure_cell(
         return None
     cell = PerfCell(server.model, server.kind, docs, concurrency, duration, drain, phase=phase)
     cell.doc_tokens, cell.mean_pair_tokens = doc_tokens, round(work.mean_pair_tokens, 1)
-    before = forward_tokens(server) if server.kind == "rerankd" else None
+    before = forward_tokens(server) if server.kind in OURS else None
     samples, start, finish = asyncio.run(bs.drive(server.url, work.payloads, concurrency, duration, drain))
-    after = forward_tokens(server) if server.kind == "rerankd" else None
+    after = forward_tokens(server) if server.kind in OURS else None
     cell.peak_rss_mib = tree_peak_rss_mib(server.proc.pid) if server.proc else None
     bs.summarize(cell, samples, start, finish)
     answered = [work.stats[s.payload] for s in samples if s.end is not None and s.status == 200]
@@ -766,7 +767,7 @@ def start_servers(
     for kind in kinds:
         print(f"starting {kind} with {model} ...", flush=True)
         try:
-            if kind == "rerankd":
+            if kind in OURS:
                 server = rerankd_server(run.args, model, model_dir, workdir)
             elif kind == "naive":
                 server = bs.naive_server(run.args, model, model_dir, workdir)
@@ -939,16 +940,16 @@ def sweep_table(cells: list[PerfCell]) -> str:
 def ratio_table(cells: list[PerfCell]) -> str:
     by_key = {(c.model, c.docs, c.concurrency, c.server): c for c in cells}
     peers = [peer for peer in PEERS if any(c.server == peer for c in cells)]
-    if not peers or not any(c.server == "rerankd" for c in cells):
+    if not peers or not any(c.server in OURS for c in cells):
         return ""
-    columns = [("model", False), ("docs", True), ("conc", True)]
+    columns = [("model", False), ("docs", True), ("conc", True), ("server", False)]
     for peer in peers:
         columns += [(f"pairs/s ÷ {peer}", True), (f"p99 ÷ {peer}", True)]
     rows = []
     for (model, docs, conc, server), ours in by_key.items():
-        if server != "rerankd":
+        if server not in OURS:
             continue
-        row = [model, str(docs), str(conc)]
+        row = [model, str(docs), str(conc), server]
         for peer in peers:
             theirs = by_key.get((model, docs, conc, peer))
             if theirs is None:

@@ -68,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--requests", type=int, default=8, help="Cranfield queries (50 documents each)")
-    parser.add_argument("--precisions", default="fp32,bf16,int8")
+    parser.add_argument("--precisions", default="fp32,bf16,int8", help="fp32 first: the reference")
     parser.add_argument("--budget", type=int, default=8192, help="padded tokens per forward pass")
     parser.add_argument("--cache", type=Path, default=cranfield.REPO / ".cache" / "bench-models")
     cranfield.add_argument(parser)

@@ -147,11 +147,6 @@ class ModelSpec(BaseModel):
         description="Compute precision. auto: bf16 where the hardware has it (CUDA, or CPUs with AMX or "
         "AVX512-BF16), fp16 on other GPUs, else fp32. int8: dynamic quantization of the linear layers (CPU).",
     )
-    runtime: Literal["torch", "onnx"] = Field(
-        default="torch",
-        description="torch, or onnx: cross-encoders on CPU in fp32 exported to ONNX at load and run with "
-        "ONNX Runtime (pip install 'rerankd[onnx]').",
-    )
     preload: bool = Field(default=False, description="Load at start-up instead of on first use.")
     aliases: tuple[str, ...] = Field(default=(), description="Other names clients may send for this model.")
     max_batch_tokens: int | None = Field(default=None, ge=64, description="Overrides the server setting.")
@@ -222,17 +217,6 @@ class ModelSpec(BaseModel):
             return self
         if self.kind != "bm25" and not self.source:
             raise ValueError(f"model {self.name!r} of kind {self.kind} needs a `source` (folder or hub id)")
-        return self
-
-    @model_validator(mode="after")
-    def _runtime_fits(self) -> ModelSpec:
-        if self.runtime == "onnx":
-            if self.kind != "cross-encoder":
-                raise ValueError(f"model {self.name!r}: runtime onnx is for cross-encoders, not {self.kind}")
-            if self.dtype not in ("auto", "fp32") or self.device.startswith("cuda"):
-                raise ValueError(
-                    f"model {self.name!r}: runtime onnx runs on CPU in fp32 (dtype auto or fp32)"
-                )
         return self
 
     @model_validator(mode="after")

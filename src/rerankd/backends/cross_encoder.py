@@ -15,7 +15,6 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rerankd.backends.base import Encoded, Prepared, best_per_document
-from rerankd.backends.onnx_runtime import OnnxForward
 from rerankd.backends.sources import resolve_source
 from rerankd.backends.torch_runtime import (
     default_batch_tokens,
@@ -73,14 +72,6 @@ class CrossEncoderBackend:
             getattr(model.config, "type_vocab_size", 1) > 1
         )
         self.windows = Windower(tokenizer, self.max_length, with_token_types=uses_token_types)
-        self.onnx: OnnxForward | None = None
-        if spec.runtime == "onnx":
-            if device.type != "cpu":
-                raise RuntimeError("runtime onnx runs on CPU; set device: cpu or runtime: torch")
-            names = ["input_ids", "attention_mask", *(["token_type_ids"] if uses_token_types else [])]
-            self.onnx = OnnxForward(model, names)
-            self.precision = f"{self.precision}, onnxruntime"
-            self.model = None  # ONNX Runtime holds its own copy of the weights
 
     @classmethod
     def load(cls, spec: ModelSpec) -> CrossEncoderBackend:
@@ -105,10 +96,7 @@ class CrossEncoderBackend:
 
     def forward(self, inputs: Sequence[Encoded]) -> list[float]:
         batch = pad_batch(inputs, self.pad_id, self.device)
-        if self.onnx is not None:
-            logits = self.onnx(batch)
-        else:
-            with torch.inference_mode():
-                logits = self.model(**batch).logits.float()
+        with torch.inference_mode():
+            logits = self.model(**batch).logits.float()
         scores = logits[:, 0] if self.num_labels == 1 else logits[:, 1] - logits[:, 0]
         return [float(score) for score in scores.cpu()]
