@@ -177,8 +177,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--budget-min",
         type=float,
-        default=25.0,
-        help="cells not started after this many minutes of measuring are skipped [default: 25]",
+        default=60.0,
+        help="cells not started after this many minutes of measuring are skipped [default: 60]",
     )
     parser.add_argument("--warmup-requests", type=int, default=1, help="unmeasured requests after each start")
     parser.add_argument("--cache", type=Path, default=bs.DEFAULT_CACHE, help="generated models (reused)")
