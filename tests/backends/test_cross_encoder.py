@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
 from sentence_transformers import CrossEncoder
 
 from rerankd.backends.cross_encoder import CrossEncoderBackend
-from rerankd.batching import pack
 from rerankd.config import ModelSpec
 from rerankd.errors import InvalidRequest
 from rerankd.types import ScoreOptions
+
+from .scoring import score_batched, sigmoid
 
 QUERY = "What is the capital of the United States?"
 DOCUMENTS = [
@@ -29,23 +29,6 @@ def load(path: Path, **fields: object) -> CrossEncoderBackend:
     return CrossEncoderBackend.load(
         ModelSpec(name="m", kind="cross-encoder", source=str(path), device="cpu", **fields)
     )
-
-
-def score_batched(
-    backend: CrossEncoderBackend, query: str, documents: list[str], budget: int = 10_000
-) -> list[float]:
-    """Run prepare + forward the way the scheduler does: length-sorted, packed batches."""
-    prepared = backend.prepare(query, documents, ScoreOptions())
-    outputs: list[float] = [0.0] * len(prepared.inputs)
-    lengths = [len(item) for item in prepared.inputs]
-    for batch in pack(lengths, budget, 64):
-        for index, value in zip(batch, backend.forward([prepared.inputs[i] for i in batch]), strict=True):
-            outputs[index] = value
-    return prepared.combine(outputs)
-
-
-def sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
 
 
 @pytest.mark.parametrize("model", ["tiny_bert", "tiny_xlmr", "tiny_bert_two_labels"])

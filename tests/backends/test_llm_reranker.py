@@ -24,10 +24,11 @@ from rerankd.app import create_app
 from rerankd.backends.base import Encoded
 from rerankd.backends.cross_encoder import CrossEncoderBackend
 from rerankd.backends.llm_reranker import MIN_SHARED_PREFIX, LlmRerankerBackend, shared_prefix_length
-from rerankd.batching import pack
 from rerankd.config import ConfigError, ModelSpec, load_settings
 from rerankd.errors import InvalidRequest
 from rerankd.types import LongDocuments, ScoreOptions
+
+from .scoring import score_batched, sigmoid
 
 PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
@@ -56,24 +57,6 @@ def load(path: Path, **fields: Any) -> LlmRerankerBackend:
             name="m", kind="llm-reranker", source=str(path), device="cpu", **{"dtype": "fp32", **fields}
         )
     )
-
-
-def score_batched(
-    backend: Any, query: str, documents: list[str], options: ScoreOptions | None = None, budget: int = 100_000
-) -> list[float]:
-    """Run prepare + forward the way the scheduler does: length-sorted, packed batches."""
-    prepared = backend.prepare(query, documents, options or ScoreOptions())
-    outputs: list[float] = [0.0] * len(prepared.inputs)
-    lengths = [len(item) for item in prepared.inputs]
-    for batch in pack(lengths, budget, 64):
-        for index, value in zip(batch, backend.forward([prepared.inputs[i] for i in batch]), strict=True):
-            outputs[index] = value
-    scores: list[float] = prepared.combine(outputs)
-    return scores
-
-
-def sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
 
 
 class ModelCard:
