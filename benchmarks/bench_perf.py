@@ -111,12 +111,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--models", type=bs._csv(str), help=f"subset of {','.join(ARCHS)} {default('models')}"
     )
-    parser.add_argument(
-        "--device",
-        default="cpu",
-        help="cpu, or cuda / cuda:N: every server runs its model there, the peak is the GPU's (rerankd in "
-        "bf16, the naive server in fp32, Infinity in its auto half precision) [default: cpu]",
-    )
     parser.add_argument("--docs", type=bs._csv(int), help=f"documents per request {default('docs')}")
     parser.add_argument("--concurrency", type=bs._csv(int), help=f"clients per cell {default('concurrency')}")
     parser.add_argument("--duration", type=float, help=f"seconds of sending per cell {default('duration')}")
@@ -181,19 +175,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="cells not started after this many minutes of measuring are skipped [default: 60]",
     )
     parser.add_argument("--warmup-requests", type=int, default=1, help="unmeasured requests after each start")
-    parser.add_argument("--cache", type=Path, default=bs.DEFAULT_CACHE, help="generated models (reused)")
-    parser.add_argument("--seed", type=int, default=0, help="model weights and request sampling")
-    parser.add_argument("--max-length", type=int, default=512, help="tokens per (query, document) pair")
-    parser.add_argument(
-        "--max-batch-tokens", type=int, help="rerankd's max_batch_tokens [default: rerankd's, 4096 on CPU]"
-    )
-    parser.add_argument(
-        "--settle-timeout",
-        type=float,
-        default=10.0,
-        help="seconds to wait for leftover work before a restart",
-    )
-    parser.add_argument("--rerankd", default=f"{sys.executable} -m rerankd", help="command that runs rerankd")
+    bs.add_server_arguments(parser)
     parser.add_argument("--infinity-venv", type=Path, default=INFINITY_VENV, help="Infinity's environment")
     parser.add_argument(
         "--no-build",
@@ -223,11 +205,7 @@ def _expand(servers: list[str]) -> list[str]:
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if unknown := sorted(set(args.models) - set(ARCHS)):
         parser.error(f"unknown --models {unknown}; choose from {list(ARCHS)}")
-    if args.device != "cpu":
-        import torch
-
-        if not args.device.startswith("cuda") or not torch.cuda.is_available():
-            parser.error(f"--device {args.device}: use cpu, or cuda[:N] where torch sees a CUDA device")
+    bs.check_device(parser, args)
     if unknown := sorted(set(args.servers + args.scaling_servers) - set(SERVERS)):
         parser.error(f"unknown servers {unknown}; choose from {list(SERVERS)} or 'infinity'")
     if args.duration <= 0 or args.scaling_duration <= 0 or (args.drain is not None and args.drain < 0):

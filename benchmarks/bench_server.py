@@ -102,11 +102,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--servers", type=_csv(str), default=list(SERVERS), help="rerankd,naive or one")
     parser.add_argument("--concurrency", type=_csv(int), default=[1, 8, 32], help="clients per cell")
     parser.add_argument("--docs", type=_csv(int), default=[20], help="documents per request, e.g. 20,50,100")
+    add_server_arguments(parser)
+    cranfield.add_argument(parser)
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    return args
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the servers and models under test, shared with bench_perf.py."""
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="generated models (reused)")
     parser.add_argument("--seed", type=int, default=0, help="model weights and request sampling")
     parser.add_argument("--max-length", type=int, default=512, help="tokens per (query, document) pair")
     parser.add_argument(
         "--max-batch-tokens", type=int, help="rerankd's max_batch_tokens [default: rerankd's, 4096 on CPU]"
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, or cuda / cuda:N: every server runs its model there (rerankd in bf16 with dtype auto, the "
+        "naive server in CrossEncoder's fp32; bench_perf.py: Infinity in its auto half precision, and the "
+        "peak is the GPU's) [default: cpu]",
     )
     parser.add_argument(
         "--settle-timeout",
@@ -119,13 +135,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=f"{sys.executable} -m rerankd",
         help="command that runs rerankd (the benchmark appends `serve --config ...`)",
     )
-    cranfield.add_argument(parser)
-    args = parser.parse_args(argv)
-    _check_args(parser, args)
-    return args
+
+
+def check_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.device != "cpu":
+        import torch
+
+        if not args.device.startswith("cuda") or not torch.cuda.is_available():
+            parser.error(f"--device {args.device}: use cpu, or cuda[:N] where torch sees a CUDA device")
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    check_device(parser, args)
     if unknown := sorted(set(args.models) - set(ARCHS)):
         parser.error(f"unknown --models {unknown}; choose from {list(ARCHS)}")
     if unknown := sorted(set(args.servers) - set(SERVERS)):
@@ -278,7 +299,7 @@ def rerankd_server(args: argparse.Namespace, model: str, model_dir: Path, workdi
                 "kind": "cross-encoder",
                 "source": str(model_dir),
                 "max_length": args.max_length,
-                "device": getattr(args, "device", "cpu"),
+                "device": args.device,
                 "preload": True,
             }
         ],
@@ -295,7 +316,7 @@ def rerankd_server(args: argparse.Namespace, model: str, model_dir: Path, workdi
 def naive_server(args: argparse.Namespace, model: str, model_dir: Path, workdir: Path) -> Server:
     command = [sys.executable, str(BENCH_DIR / "naive_server.py"), "--model-dir", str(model_dir)]
     command += ["--host", HOST, "--max-length", str(args.max_length)]
-    command += ["--device", getattr(args, "device", "cpu")]
+    command += ["--device", args.device]
     return Server("naive", model, command, workdir / f"naive-{model}.log")
 
 
