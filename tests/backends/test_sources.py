@@ -39,5 +39,13 @@ def test_hub_id_not_cached_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert "hf download BAAI/bge-reranker-v2-m3" in load_failure_hint(spec("BAAI/bge-reranker-v2-m3"))
 
 
+def test_missing_package_hint_replaces_the_source_hint() -> None:
+    # e.g. a model whose own code (trust_remote_code) imports a package that is not installed
+    error = ModuleNotFoundError("No module named 'einops'")
+    hint = load_failure_hint(spec("BAAI/bge-reranker-v2-m3"), error)
+    assert hint == "install the missing package named above and restart"
+    assert "hf download" in load_failure_hint(spec("BAAI/bge-reranker-v2-m3"), OSError("not found"))
+
+
 def test_bm25_needs_no_source() -> None:
     assert check_available(ModelSpec(name="b", kind="bm25")).loadable
