@@ -1,4 +1,6 @@
-"""Imports go one way: api -> service -> (scheduler -> batching, backends) -> types, errors, config."""
+"""Imports go one way: api -> service -> models -> (scheduler -> batching, backends) | upstream, and
+below them kinds -> (backends.specs, upstream.spec) -> spec -> types, errors. config reads the kinds
+table; the API sees models only through the service's read-only views."""
 
 from __future__ import annotations
 
@@ -9,11 +11,22 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rerankd"
 
+MODEL_LIBRARIES = ("torch", "transformers", "sentence_transformers", "bm25s", "tokenizers")
+
 # module prefix -> imports it must never make
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "rerankd.api": ("torch", "transformers", "sentence_transformers", "bm25s", "httpx", "rerankd.backends"),
+    "rerankd.api": (
+        *MODEL_LIBRARIES,
+        "httpx",
+        "rerankd.backends",
+        "rerankd.models",
+        "rerankd.scheduler",
+        "rerankd.upstream",
+        "rerankd.kinds",
+    ),
     "rerankd.service": ("fastapi", "starlette", "torch", "rerankd.api"),
-    "rerankd.scheduler": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service"),
+    "rerankd.models": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service"),
+    "rerankd.scheduler": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service", "rerankd.models"),
     "rerankd.batching": ("torch", "fastapi", "rerankd"),
     "rerankd.backends": (
         "fastapi",
@@ -21,21 +34,53 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "uvicorn",
         "rerankd.api",
         "rerankd.service",
+        "rerankd.models",
         "rerankd.scheduler",
+        "rerankd.config",
+        "rerankd.kinds",
+        "rerankd.upstream",
     ),
     "rerankd.upstream": (
         "fastapi",
         "starlette",
         "torch",
+        "transformers",
+        "sentence_transformers",
+        "bm25s",
         "rerankd.api",
         "rerankd.service",
+        "rerankd.models",
         "rerankd.scheduler",
+        "rerankd.config",
+        "rerankd.kinds",
+        "rerankd.backends",
     ),
+    "rerankd.kinds": (
+        "fastapi",
+        *MODEL_LIBRARIES,
+        "rerankd.api",
+        "rerankd.service",
+        "rerankd.models",
+        "rerankd.scheduler",
+        "rerankd.config",
+    ),
+    "rerankd.spec": ("fastapi", *MODEL_LIBRARIES, "rerankd.api", "rerankd.backends", "rerankd.upstream"),
     "rerankd.types": ("rerankd.", "torch", "fastapi"),
     "rerankd.errors": ("rerankd.", "torch", "fastapi"),
-    "rerankd.config": ("rerankd.api", "rerankd.service", "rerankd.backends", "rerankd.scheduler", "torch"),
+    "rerankd.config": (
+        "rerankd.api",
+        "rerankd.service",
+        "rerankd.models",
+        "rerankd.backends",
+        "rerankd.scheduler",
+        "rerankd.upstream",
+        "torch",
+    ),
     "rerankd.metrics": ("rerankd.api", "rerankd.service", "rerankd.scheduler", "rerankd.backends", "torch"),
 }
+
+# The light modules of the backends package: settings and interfaces, read before any model loads.
+LIGHT_BACKENDS = ("rerankd.backends.specs", "rerankd.backends.prompts", "rerankd.backends.sources")
 
 
 def imports_of(path: Path) -> set[str]:
@@ -66,11 +111,23 @@ def test_imports_go_one_way(path: Path) -> None:
                     )
 
 
+@pytest.mark.parametrize("module", LIGHT_BACKENDS)
+def test_model_settings_import_no_model_library(module: str) -> None:
+    path = PACKAGE.parent / (module.replace(".", "/") + ".py")
+    for name in imports_of(path):
+        assert name.split(".")[0] not in MODEL_LIBRARIES, f"{module} imports {name}"
+
+
 def test_the_app_imports_no_model_library_until_a_model_loads() -> None:
     import subprocess
     import sys
 
-    heavy = "{'torch', 'transformers', 'bm25s'}"
-    code = f"import sys, rerankd.app, rerankd.cli; print(sorted({heavy} & set(sys.modules)))"
+    heavy = "{'torch', 'transformers', 'bm25s', 'sentence_transformers'}"
+    code = (
+        "import sys, rerankd.app, rerankd.cli\n"
+        "from rerankd.config import load_settings\n"
+        "load_settings()  # validating every kind's settings loads no model library\n"
+        f"print(sorted({heavy} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

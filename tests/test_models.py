@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from rerankd import models as models_module
-from rerankd.config import ModelSpec, Settings
+from rerankd.backends.specs import Bm25Spec, TransformerSpec
+from rerankd.config import Settings
+from rerankd.kinds import ModelKind
+from rerankd.spec import ModelSpec
 from rerankd.errors import ModelNotFound, ModelUnavailable
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
@@ -20,7 +23,7 @@ def pool_of(*specs: ModelSpec, **settings: float) -> ModelPool:
 
 
 async def test_names_and_aliases_resolve_to_one_entry() -> None:
-    pool = pool_of(ModelSpec(name="bm25", kind="bm25", aliases=("rerank-english-v3.0",)))
+    pool = pool_of(Bm25Spec(name="bm25", kind="bm25", aliases=("rerank-english-v3.0",)))
     first = await pool.scorer("bm25")
     assert await pool.scorer("rerank-english-v3.0") is first
     assert isinstance(first, DirectScorer)
@@ -33,14 +36,19 @@ async def test_concurrent_first_requests_share_one_load(
     tiny_bert: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real = models_module.load_backend
+    real = models_module.kind_of
 
-    def counting(spec: ModelSpec):  # type: ignore[no-untyped-def]
-        calls.append(spec.name)
-        return real(spec)
+    class Counting(ModelKind):
+        def load(self, spec: ModelSpec) -> object:
+            calls.append(spec.name)
+            return super().load(spec)
 
-    monkeypatch.setattr(models_module, "load_backend", counting)
-    pool = pool_of(ModelSpec(name="ce", kind="cross-encoder", source=str(tiny_bert)))
+    def counting(spec: ModelSpec) -> ModelKind:
+        kind = real(spec)
+        return Counting(kind.spec, kind.implementation, kind.remote)
+
+    monkeypatch.setattr(models_module, "kind_of", counting)
+    pool = pool_of(TransformerSpec(name="ce", kind="cross-encoder", source=str(tiny_bert)))
     scorers = await asyncio.gather(*(pool.scorer("ce") for _ in range(5)))
     assert calls == ["ce"]
     assert all(s is scorers[0] for s in scorers) and isinstance(scorers[0], BatchingScorer)
@@ -50,7 +58,7 @@ async def test_concurrent_first_requests_share_one_load(
 
 async def test_failed_load_is_remembered_then_retried(tmp_path: Path) -> None:
     missing = tmp_path / "not-yet"
-    pool = pool_of(ModelSpec(name="ce", kind="cross-encoder", source=str(missing)), load_retry_seconds=3600)
+    pool = pool_of(TransformerSpec(name="ce", kind="cross-encoder", source=str(missing)), load_retry_seconds=3600)
     with pytest.raises(ModelUnavailable, match="To fix: check that") as info:
         await pool.scorer("ce")
     assert str(missing) in info.value.message

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from rerankd.config import ModelSpec, Settings
+from rerankd.backends.specs import Bm25Spec
+from rerankd.config import Settings
 from rerankd.errors import InvalidRequest, PayloadTooLarge, TransientFailure
 from rerankd.metrics import Metrics
 from rerankd.models import ModelEntry
@@ -36,7 +37,7 @@ class OnePool:
         self._scorer = scorer
 
     def entry(self, name: str) -> ModelEntry:
-        return ModelEntry(ModelSpec(name=name, kind="bm25"))
+        return ModelEntry(Bm25Spec(name=name, kind="bm25"))
 
     async def scorer(self, name: str) -> FlakyScorer:
         return self._scorer

@@ -19,10 +19,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import rerankd
-from rerankd.api.common import ClientGone, error_body
-from rerankd.api.routing import error_body_for, include_routes
+from rerankd.api.common import ClientGone
+from rerankd.api.routing import error_body_for, include_routes, route_not_found
 from rerankd.config import Settings
-from rerankd.errors import InvalidRequest, MalformedBody, PayloadTooLarge, RerankdError, UnsupportedMediaType
+from rerankd.errors import (
+    InvalidRequest,
+    MalformedBody,
+    PayloadTooLarge,
+    RerankdError,
+    UnsupportedMediaType,
+    error_body,
+)
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
 from rerankd.service import RerankService
@@ -125,9 +132,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error = RerankdError(str(exc.detail))
-        error.status, error.code = exc.status_code, "not_found" if exc.status_code == 404 else "http_error"
+        error.status, error.code = exc.status_code, "http_error"
         if exc.status_code == 404:
-            error.message = f"no route {request.method} {request.url.path}; see /docs for the API"
+            error = route_not_found(request)
         elif exc.status_code == 400:  # FastAPI could not parse the body (e.g. nested too deep)
             error = MalformedBody(f"request body could not be parsed as JSON ({exc.detail})")
         return JSONResponse(error_body_for(request, error), status_code=exc.status_code, headers=exc.headers)
@@ -166,7 +173,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.pool = pool
     app.state.service = RerankService(settings, pool, metrics)
     app.state.unknown_fields = set()
     app.state.started_at = time.time()

@@ -81,26 +81,22 @@ def _serve(settings: Settings) -> int:
 
 
 def _models(settings: Settings, load: bool) -> int:
-    from rerankd.backends import load_backend
-    from rerankd.backends.sources import check_available
+    from rerankd.kinds import kind_of
 
     rows = [("NAME", "KIND", "LOADABLE", "WHERE")]
     failures = 0
     for spec in settings.models:
-        available = check_available(spec)
+        available = spec.availability()
         loadable, where = available.loadable, available.where
-        if load:
+        if load and not kind_of(spec).remote:  # an upstream has nothing to load; it is called, not loaded
             try:
-                load_backend(spec)
+                kind_of(spec).load(spec)
                 loadable, where = True, f"loaded ({where})"
             except Exception as exc:
-                loadable, where = (
-                    False,
-                    f"load failed: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}",
-                )
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                loadable, where = False, f"load failed: {first_line}"
         failures += not loadable
-        names = ", ".join((spec.name, *spec.aliases))
-        rows.append((names, spec.kind, "yes" if loadable else "no", where))
+        rows.append((", ".join(spec.names), spec.kind, "yes" if loadable else "no", where))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])

@@ -11,29 +11,48 @@ what was wrong and what to do next.
 | UnsupportedMediaType | 415    | Content-Type is not JSON                                  |
 | Unauthorized         | 401    | missing or wrong Bearer key                               |
 | ModelNotFound        | 404    | the requested model is not configured                     |
+| RouteNotFound        | 404    | no such path (the message guesses the path meant)         |
 | PayloadTooLarge      | 413    | too many documents, or the body is over the byte limit    |
 | Overloaded           | 429    | the model's queue is full (Retry-After says when to retry)|
 | ModelUnavailable     | 503    | the model is configured but cannot be loaded              |
 | TransientFailure     | 503    | scoring failed in a way a retry may fix                   |
 | CircuitOpen          | 503    | an upstream failed repeatedly; it is skipped for a while  |
 | UpstreamError        | 502    | an upstream answered in a way a retry will not fix        |
+
+Each dialect renders errors in the shape its clients parse, one of :data:`ERROR_SHAPES`:
+``openai`` ``{"error": {"message", "type", "code"}}`` (seed, Infinity, vLLM and most clients),
+``message`` ``{"message"}`` (Cohere's SDKs), ``detail`` ``{"detail"}`` (Jina, Voyage) and ``tei``
+``{"error", "error_type"}`` (text-embeddings-inference).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel
+
 __all__ = [
+    "ERROR_SHAPES",
     "CircuitOpen",
+    "DetailError",
+    "ErrorShape",
     "InvalidRequest",
     "MalformedBody",
+    "MessageError",
     "ModelNotFound",
     "ModelUnavailable",
+    "OpenAIError",
     "Overloaded",
     "PayloadTooLarge",
     "RerankdError",
+    "RouteNotFound",
+    "TeiError",
     "TransientFailure",
     "Unauthorized",
     "UnsupportedMediaType",
     "UpstreamError",
+    "error_body",
 ]
 
 
@@ -73,6 +92,11 @@ class Unauthorized(RerankdError):
 class ModelNotFound(RerankdError):
     status = 404
     code = "model_not_found"
+
+
+class RouteNotFound(RerankdError):
+    status = 404
+    code = "not_found"
 
 
 class PayloadTooLarge(RerankdError):
@@ -120,3 +144,52 @@ class UpstreamError(RerankdError):
 
     status = 502
     code = "upstream_error"
+
+
+# -- how each dialect's clients expect an error to look ---------------------------------------------
+
+ErrorShape = Literal["openai", "message", "detail", "tei"]
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: int
+
+
+class OpenAIError(BaseModel):
+    error: OpenAIErrorDetail
+
+
+class MessageError(BaseModel):
+    message: str
+
+
+class DetailError(BaseModel):
+    detail: str
+
+
+class TeiError(BaseModel):
+    error: str
+    error_type: str
+
+
+_TEI_ERROR_TYPES = {401: "Unauthorized", 429: "Overloaded", 503: "Unhealthy", 500: "Backend"}
+
+ERROR_SHAPES: dict[ErrorShape, tuple[type[BaseModel], Callable[[RerankdError], BaseModel]]] = {
+    "openai": (
+        OpenAIError,
+        lambda exc: OpenAIError(error=OpenAIErrorDetail(message=exc.message, type=exc.code, code=exc.status)),
+    ),
+    "message": (MessageError, lambda exc: MessageError(message=exc.message)),
+    "detail": (DetailError, lambda exc: DetailError(detail=exc.message)),
+    "tei": (
+        TeiError,
+        lambda exc: TeiError(error=exc.message, error_type=_TEI_ERROR_TYPES.get(exc.status, "Validation")),
+    ),
+}
+
+
+def error_body(exc: RerankdError, shape: ErrorShape = "openai") -> dict[str, object]:
+    """The JSON body of an error, in the shape a dialect's clients parse."""
+    return ERROR_SHAPES[shape][1](exc).model_dump(mode="json")

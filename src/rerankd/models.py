@@ -1,9 +1,12 @@
 """The configured models and their life cycle: declared, loading, ready, or failed (with why).
 
 Models load on first use (or at start-up with ``preload: true``), in a thread, once: concurrent
-first requests wait for the same load. Upstream models have nothing to load: their scorer is the
-HTTP client of the provider. A failed load is remembered with a message that says how to
-fix it, and retried by a request after ``load_retry_seconds``.
+first requests wait for the same load. Remote kinds (upstream providers) have nothing to load: their
+scorer is the HTTP client of the provider. A failed load is remembered with a message that says how
+to fix it, and retried by a request after ``load_retry_seconds``.
+
+The rest of the server sees models through :meth:`ModelPool.views`: read-only descriptions, never
+the scorers themselves.
 """
 
 from __future__ import annotations
@@ -12,16 +15,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from rerankd.backends import BatchedBackend, DirectBackend, load_backend
-from rerankd.backends.sources import load_failure_hint
-from rerankd.config import ModelSpec, Settings
+from rerankd.backends.base import BatchedBackend, DirectBackend
+from rerankd.config import Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
+from rerankd.kinds import kind_of
 from rerankd.metrics import Metrics
 from rerankd.scheduler import BatchingScorer, DirectScorer, measure_batch_overhead
-from rerankd.types import ModelStatus, ScoreOptions, Scorer
-from rerankd.upstream import UpstreamScorer, make_upstream_scorer
+from rerankd.spec import ModelSpec
+from rerankd.types import ModelStatus, ModelView, ScoreOptions, Scorer
 
 __all__ = ["ModelEntry", "ModelPool"]
 
@@ -34,19 +36,27 @@ class ModelEntry:
     status: ModelStatus = "not_loaded"
     error: str | None = None
     failed_at: float = 0.0
-    scorer: BatchingScorer | DirectScorer | UpstreamScorer | None = None
-    loading: asyncio.Task[BatchingScorer | DirectScorer | UpstreamScorer] | None = None
+    scorer: Scorer | None = None
+    loading: asyncio.Task[Scorer] | None = None
 
-    @property
-    def circuit(self) -> dict[str, Any] | None:
-        """An upstream model's circuit breaker state; None for local models."""
-        return self.scorer.status() if isinstance(self.scorer, UpstreamScorer) else None
+    def view(self) -> ModelView:
+        spec = self.spec
+        return ModelView(
+            name=spec.name,
+            kind=spec.kind,
+            aliases=spec.aliases,
+            status=self.status,
+            error=self.error,
+            fallbacks=spec.fallbacks,
+            settings=spec.summary(),
+            loaded=self.scorer.info() if self.scorer is not None else None,
+        )
 
 
 def _load_and_warm_up(spec: ModelSpec) -> tuple[BatchedBackend | DirectBackend, float]:
     """Load, then run one tiny pass so the first request does not pay for lazy initialisation, and
     measure what a forward pass costs beyond its tokens (for packing; 0 for direct backends)."""
-    backend = load_backend(spec)
+    backend: BatchedBackend | DirectBackend = kind_of(spec).load(spec)
     if not isinstance(backend, BatchedBackend):
         return backend, 0.0
     backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
@@ -58,10 +68,7 @@ class ModelPool:
         self.settings = settings
         self.metrics = metrics
         self.entries: dict[str, ModelEntry] = {spec.name: ModelEntry(spec) for spec in settings.models}
-        self._names: dict[str, str] = {}
-        for spec in settings.models:
-            for name in (spec.name, *spec.aliases):
-                self._names[name] = spec.name
+        self._names: dict[str, str] = {name: spec.name for spec in settings.models for name in spec.names}
 
     def entry(self, name: str) -> ModelEntry:
         canonical = self._names.get(name)
@@ -69,6 +76,10 @@ class ModelPool:
             available = ", ".join(sorted(self.entries)) or "(none configured)"
             raise ModelNotFound(f"model '{name}' is not served here; available models: {available}")
         return self.entries[canonical]
+
+    def views(self) -> list[ModelView]:
+        """Every configured model, in config order."""
+        return [entry.view() for entry in self.entries.values()]
 
     async def scorer(self, name: str) -> Scorer:
         """The ready scorer for a model name or alias, loading it first if need be."""
@@ -86,32 +97,35 @@ class ModelPool:
             if entry.spec.preload:
                 try:
                     await self.scorer(entry.spec.name)
-                except ModelUnavailable as exc:
-                    log.error("%s", exc.message)
+                except ModelUnavailable:
+                    pass  # logged, with its traceback, where it failed
 
-    async def _load(self, entry: ModelEntry) -> BatchingScorer | DirectScorer | UpstreamScorer:
+    async def _load(self, entry: ModelEntry) -> Scorer:
         spec = entry.spec
+        kind = kind_of(spec)
         entry.status = "loading"
         began = time.perf_counter()
-        log.info("loading model %r (%s from %s)", spec.name, spec.kind, spec.source or "built in")
-        if spec.kind == "upstream":  # nothing to load: the client connects on first call
-            entry.scorer = make_upstream_scorer(spec)
-            entry.status, entry.loading = "ready", None
-            return entry.scorer
+        log.info("loading model %r (%s from %s)", spec.name, spec.kind, spec.described())
         try:
-            backend, overhead = await asyncio.to_thread(_load_and_warm_up, spec)
+            if kind.remote:
+                scorer: Scorer = kind.load(spec)
+                overhead = 0.0
+            else:
+                backend, overhead = await asyncio.to_thread(_load_and_warm_up, spec)
+                scorer = self._local_scorer(spec, backend, overhead)
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             entry.status, entry.failed_at = "failed", time.monotonic()
             entry.error = (
-                f"model '{spec.name}' cannot be loaded from {spec.source or spec.kind}: {reason}. "
-                f"To fix: {load_failure_hint(spec, exc)}."
+                f"model '{spec.name}' cannot be loaded from {spec.described()}: {reason}. "
+                f"To fix: {spec.load_hint(exc)}."
             )
-            log.error("%s", entry.error)
+            # Once, with the traceback: the first line rarely says where a load went wrong.
+            log.error("%s", entry.error, exc_info=exc)
             raise ModelUnavailable(entry.error) from exc
         finally:
             entry.loading = None
-        entry.scorer = self._make_scorer(spec, backend, overhead)
+        entry.scorer = scorer
         entry.status, entry.error = "ready", None
         log.info(
             "model %r ready in %.1fs (a forward pass costs %.0f tokens beyond its own)",
@@ -119,18 +133,18 @@ class ModelPool:
             time.perf_counter() - began,
             overhead,
         )
-        return entry.scorer
+        return scorer
 
-    def _make_scorer(
+    def _local_scorer(
         self, spec: ModelSpec, backend: BatchedBackend | DirectBackend, overhead: float
     ) -> BatchingScorer | DirectScorer:
         if isinstance(backend, BatchedBackend):
+            # The budget of padded tokens per pass: the model's setting, else the server's, else the device's.
+            budget = spec.summary().max_batch_tokens or self.settings.max_batch_tokens or backend.batch_tokens
             return BatchingScorer(
                 spec.name,
                 backend,
-                max_batch_tokens=(
-                    spec.max_batch_tokens or self.settings.max_batch_tokens or backend.batch_tokens
-                ),
+                max_batch_tokens=budget,
                 max_batch_size=self.settings.max_batch_size,
                 max_queue_pairs=self.settings.max_queue_pairs,
                 max_queue_seconds=self.settings.max_queue_seconds,

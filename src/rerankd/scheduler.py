@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from rerankd.backends.base import BatchedBackend, DirectBackend, Encoded
 from rerankd.batching import DEFAULT_BATCH_OVERHEAD, pack, padded_tokens
 from rerankd.errors import ModelUnavailable, Overloaded, RerankdError, TransientFailure
-from rerankd.types import BatchStats, ScoreOptions, ScoreResult, Timings
+from rerankd.types import BatchStats, ScoreOptions, ScoreResult, ScorerInfo, Timings
 
 __all__ = ["BatchObserver", "BatchingScorer", "DirectScorer", "measure_batch_overhead"]
 
@@ -180,6 +180,13 @@ class BatchingScorer:
     def pending(self) -> int:
         return self._admission.pending
 
+    def info(self) -> ScorerInfo:
+        return ScorerInfo(
+            precision=self.backend.precision,
+            max_length=self.backend.max_length,
+            batch_tokens=self.max_batch_tokens,
+        )
+
     async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
         if self._stopped:
             raise ModelUnavailable(f"model '{self.name}' is shutting down")
@@ -301,6 +308,9 @@ class DirectScorer:
     @property
     def pending(self) -> int:
         return self._admission.pending
+
+    def info(self) -> ScorerInfo:
+        return ScorerInfo()
 
     async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
         self._admission.admit(len(documents))

@@ -3,6 +3,8 @@
 Resolve the model, check limits, score — with the request's retries on transient failures (backoff,
 jitter, Retry-After, within the request's deadline), then the model's fallbacks in order — apply the
 activation once, sort best first, cut to ``top_n``, count usage, and record every attempt.
+
+The service is all the API layer talks to: rerank calls, read-only views of the models, metrics.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from rerankd.models import ModelPool
 from rerankd.types import (
     Activation,
     Attempt,
+    ModelView,
     RankedDocument,
     RerankRequest,
     RerankResponse,
@@ -75,6 +78,19 @@ class RerankService:
         self.settings = settings
         self.pool = pool
         self.metrics = metrics
+
+    def models(self) -> list[ModelView]:
+        """Every configured model, in config order."""
+        return self.pool.views()
+
+    def model(self, name: str) -> ModelView:
+        """One model by name or alias (ModelNotFound, listing the others, if there is none)."""
+        return self.pool.entry(name).view()
+
+    def metrics_text(self) -> bytes:
+        """The Prometheus exposition of this server's metrics."""
+        self.metrics.models_ready.set(sum(view.status == "ready" for view in self.models()))
+        return self.metrics.render()
 
     def validate(self, request: RerankRequest) -> None:
         if not request.query.strip():

@@ -110,9 +110,65 @@ class RerankResponse:
     scored_documents: int = 0  # documents as scored, each chunk counted (Cohere's search units)
 
 
+@dataclass(frozen=True, slots=True)
+class CircuitState:
+    """An upstream's circuit breaker, as /v1/models shows it."""
+
+    circuit: Literal["closed", "open", "half_open"]
+    consecutive_failures: int
+    retry_in_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScorerInfo:
+    """What a ready scorer tells about itself; None where it does not apply."""
+
+    precision: str | None = None  # what a local model computes in, e.g. "fp32 (auto)"
+    max_length: int | None = None  # tokens per scored input
+    batch_tokens: int | None = None  # padded tokens per forward pass
+    circuit: CircuitState | None = None  # upstream models
+
+
 class Scorer(Protocol):
     """Scores a query against documents. Local models and upstream providers both implement it."""
 
     async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult: ...
 
+    def info(self) -> ScorerInfo: ...
+
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SpecSummary:
+    """The settings of a model that clients may see (``/v1/models``, TEI's ``/info``); never secrets."""
+
+    source: str | None = None
+    max_length: int | None = None
+    dtype: str | None = None
+    max_batch_tokens: int | None = None
+    provider: str | None = None
+    base_url: str | None = None  # without credentials
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    """A read-only description of one configured model: what the API layer knows of models."""
+
+    name: str
+    kind: str
+    aliases: tuple[str, ...]
+    status: ModelStatus
+    error: str | None  # why it cannot be loaded, and how to fix it
+    fallbacks: tuple[str, ...]
+    settings: SpecSummary
+    loaded: ScorerInfo | None  # None until the model is ready
+
+    @property
+    def max_length(self) -> int | None:
+        return (self.loaded.max_length if self.loaded else None) or self.settings.max_length
+
+    @property
+    def precision(self) -> str | None:
+        return self.loaded.precision if self.loaded else None

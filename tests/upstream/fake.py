@@ -135,9 +135,9 @@ class FakeUpstream:
 
             def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                headers = {"Content-Type": "application/json", **(headers or {})}
                 self.send_header("Content-Length", str(len(payload)))
-                for key, value in (headers or {}).items():
+                for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(payload)
@@ -155,8 +155,11 @@ class FakeUpstream:
                     self._send(int(kind), json.dumps(error).encode())
                 elif kind == "429":
                     self._send(429, b'{"message": "slow down"}', {"Retry-After": arg or "1"})
-                elif kind == "malformed":
+                elif kind == "malformed":  # a body cut off in the middle
                     self._send(200, b'{"results": [{"index": 0, ')
+                elif kind == "html":  # a proxy's page in place of the API's answer
+                    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+                    self._send(200, page, {"Content-Type": "text/html"})
                 elif kind == "wrong-shape":
                     self._send(200, json.dumps({"unexpected": [1, 2, 3]}).encode())
                 elif kind == "reset":  # abort the connection: the client sees a reset, no response

@@ -5,6 +5,7 @@ caller sees: retries, backoff, fallbacks, the circuit breaker, usage, and no key
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +18,11 @@ import yaml
 from fastapi.testclient import TestClient
 
 from rerankd.app import create_app
-from rerankd.config import ModelSpec, load_settings
+from rerankd.config import load_settings
 from rerankd.types import ScoreOptions
-from rerankd.upstream import PROVIDERS, make_upstream_scorer
+from rerankd.upstream import PROVIDERS
+from rerankd.upstream.base import UpstreamScorer
+from rerankd.upstream.spec import UpstreamSpec
 from tests.conftest import ServerProcess
 from tests.upstream.fake import LEAK_MARKER, REPORTED_TOKENS, FakeUpstream, overlap_score
 
@@ -96,10 +99,12 @@ def test_every_provider_format(provider: str, fakes: Callable[[str], FakeUpstrea
     assert call.headers["Authorization"] == f"Bearer {KEY}"
     if provider != "tei":  # TEI serves one model and takes no name
         assert call.body["model"] == "remote-upstream"
-    assert call.path == PROVIDERS[provider].PATH
+    assert call.path == PROVIDERS[provider].path
 
 
-def test_usage_counted_when_the_upstream_reports_none(fakes: Any, gateway: Any) -> None:
+def test_usage_counted_when_the_upstream_reports_none(
+    fakes: Any, gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = fakes("jina")
     client = gateway([upstream("remote", fake)])
     fake.script(default="ok")
@@ -108,15 +113,12 @@ def test_usage_counted_when_the_upstream_reports_none(fakes: Any, gateway: Any) 
     def without_usage(body: Any, headers: Any, count: int) -> Any:
         return original({k: v for k, v in body.items() if k != "usage"}, headers, count)
 
-    PROVIDERS["jina"].parse = without_usage  # type: ignore[attr-defined]
-    try:
-        usage = rerank(client, "remote").json()["usage"]
-    finally:
-        PROVIDERS["jina"].parse = original  # type: ignore[attr-defined]
+    monkeypatch.setitem(PROVIDERS, "jina", dataclasses.replace(PROVIDERS["jina"], parse=without_usage))
+    usage = rerank(client, "remote").json()["usage"]
     assert usage["query_tokens"] == 5 and usage["documents_tokens"] > 10  # the bundled WordPiece count
 
 
-@pytest.mark.parametrize("fault", ["500", "503", "429:0", "reset", "sleep:3"])
+@pytest.mark.parametrize("fault", ["500", "503", "429:0", "reset", "sleep:3", "malformed", "html"])
 def test_transient_faults_are_retried(fault: str, fakes: Any, gateway: Any) -> None:
     fake = fakes("cohere").script(fault, fault)
     client = gateway([upstream("remote", fake, timeout=0.5)])
@@ -157,7 +159,6 @@ def test_no_retry_by_default(fakes: Any, gateway: Any) -> None:
     [
         ("400", "HTTP 400"),
         ("401", "$UPSTREAM_KEY"),
-        ("malformed", "not JSON"),
         ("wrong-shape", "no `results`"),
     ],
 )
@@ -168,6 +169,19 @@ def test_permanent_faults_are_not_retried(fault: str, fragment: str, fakes: Any,
     assert response.status_code == 502, response.text
     assert fragment in response.json()["error"]["message"]
     assert len(fake.received) == 1
+
+
+@pytest.mark.parametrize("fault", ["malformed", "html"])
+def test_a_body_that_is_not_json_is_retried_then_falls_back(fault: str, fakes: Any, gateway: Any) -> None:
+    fake = fakes("cohere").script(default=fault)
+    client = gateway([upstream("remote", fake, fallbacks=["bm25"]), {"name": "bm25", "kind": "bm25"}])
+    response = rerank(client, "remote", retries=2)
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == "bm25"
+    assert len(fake.received) == 3
+    attempts = response.json()["metadata"]["attempts"]
+    assert [(a["model"], a["ok"]) for a in attempts] == [("remote", False)] * 3 + [("bm25", True)]
+    assert "not JSON" in attempts[0]["error"]
 
 
 def test_retry_after_is_honoured(fakes: Any, gateway: Any) -> None:
@@ -277,8 +291,8 @@ def test_keys_never_leak(fakes: Any, gateway: Any, caplog: pytest.LogCaptureFixt
 
 def test_a_slow_upstream_holds_at_most_its_connections(fakes: Any) -> None:
     fake = fakes("jina").script(default="sleep:0.5")
-    spec = ModelSpec.model_validate(upstream("remote", fake, max_connections=2, timeout=5))
-    scorer = make_upstream_scorer(spec)
+    spec = UpstreamSpec.model_validate(upstream("remote", fake, max_connections=2, timeout=5))
+    scorer = UpstreamScorer(spec)
 
     async def burst() -> None:
         await asyncio.gather(*(scorer.score(QUERY, tuple(DOCUMENTS), ScoreOptions()) for _ in range(6)))

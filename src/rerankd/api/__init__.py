@@ -1,5 +1,29 @@
-"""HTTP dialects: each module converts one wire format to and from ``rerankd.types``.
+"""HTTP dialects: each module converts one wire format to and from ``rerankd.types`` and declares a
+:class:`~rerankd.api.dialect.Dialect` (request and response models, ``render``, paths, error shape).
 
-``routing.py`` has the table of every path and the dialect that answers it. A new dialect is one
-module (request model, ``to_internal``, ``render``, ``error_body``, ``router``) plus its line there.
+A new dialect is one module plus one line in ``DIALECTS``; ``routing.py`` gives it its paths, and
+the ``v1_dialect`` setting accepts its name. ``routing.py`` also has the table of every path.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from rerankd.api import cohere, infinity, jina, seed, tei, vllm, voyage
+from rerankd.api.dialect import Dialect
+
+__all__ = ["DIALECTS"]
+
+DIALECTS: dict[str, Dialect[Any]] = {
+    dialect.name: dialect
+    for dialect in (
+        seed.DIALECT,
+        cohere.V1,
+        cohere.V2,
+        jina.DIALECT,
+        voyage.DIALECT,
+        tei.DIALECT,
+        infinity.DIALECT,
+        vllm.DIALECT,
+    )
+}

@@ -13,21 +13,15 @@ import math
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from rerankd.api.common import RERANK_ERRORS, DialectRequest, all_if_zero, default_model, require_key, rerank
-from rerankd.errors import InvalidRequest, RerankdError
+from rerankd.api.dialect import Dialect, DialectRequest, all_if_zero
+from rerankd.errors import InvalidRequest
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
-__all__ = ["CohereV1Request", "CohereV2Request", "error_body", "router", "v1_endpoint", "v2_endpoint"]
+__all__ = ["V1", "V2", "CohereV1Request", "CohereV2Request"]
 
 Document = str | dict[str, Any]
-
-
-def error_body(exc: RerankdError) -> dict[str, Any]:
-    return {"message": exc.message}
 
 
 def document_text(document: Document, index: int, rank_fields: list[str] | None) -> str:
@@ -59,9 +53,9 @@ class CohereV1Request(DialectRequest):
     )
     overlap_tokens: int | None = Field(default=None, ge=0)
 
-    def to_internal(self, request: Request) -> RerankRequest:
+    def to_internal(self, default_model: str) -> RerankRequest:
         return RerankRequest(
-            model=default_model(request, self.model),
+            model=self.model or default_model,
             query=self.query,
             documents=tuple(document_text(doc, i, self.rank_fields) for i, doc in enumerate(self.documents)),
             top_n=all_if_zero(self.top_n),
@@ -83,7 +77,7 @@ class CohereV2Request(DialectRequest):
     max_tokens_per_doc: int | None = Field(default=None, ge=1, description="Cut each document to N tokens.")
     return_documents: bool = False
 
-    def to_internal(self) -> RerankRequest:
+    def to_internal(self, default_model: str) -> RerankRequest:
         return RerankRequest(
             model=self.model,
             query=self.query,
@@ -101,51 +95,69 @@ class CohereResult(BaseModel):
     document: dict[str, Any] | None = None
 
 
+class CohereApiVersion(BaseModel):
+    version: str
+
+
+class CohereBilledUnits(BaseModel):
+    search_units: int = Field(description="One per query per 100 documents scored, chunks counted.")
+
+
+class CohereTokens(BaseModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class CohereMeta(BaseModel):
+    api_version: CohereApiVersion
+    billed_units: CohereBilledUnits
+    tokens: CohereTokens
+
+
 class CohereResponse(BaseModel):
     id: str
     results: list[CohereResult]
-    meta: dict[str, Any]
+    meta: CohereMeta
 
 
-def render(response: RerankResponse, documents: list[Document], version: str) -> dict[str, Any]:
-    results: list[dict[str, Any]] = []
+def render(response: RerankResponse, documents: list[Document], version: str) -> CohereResponse:
+    results = []
     for item in response.results:
-        result: dict[str, Any] = {"index": item.index, "relevance_score": item.relevance_score}
+        document = None
         if item.document is not None:
             original = documents[item.index]
-            result["document"] = {"text": original} if isinstance(original, str) else original
-        results.append(result)
-    return {
-        "id": str(uuid.uuid4()),
-        "results": results,
-        "meta": {
-            "api_version": {"version": version},
-            "billed_units": {"search_units": max(1, math.ceil(response.scored_documents / 100))},
-            "tokens": {"input_tokens": response.usage.total_tokens, "output_tokens": 0},
-        },
-    }
+            document = {"text": original} if isinstance(original, str) else original
+        results.append(
+            CohereResult(index=item.index, relevance_score=item.relevance_score, document=document)
+        )
+    return CohereResponse(
+        id=str(uuid.uuid4()),
+        results=results,
+        meta=CohereMeta(
+            api_version=CohereApiVersion(version=version),
+            billed_units=CohereBilledUnits(search_units=max(1, math.ceil(response.scored_documents / 100))),
+            tokens=CohereTokens(input_tokens=response.usage.total_tokens, output_tokens=0),
+        ),
+    )
 
 
-async def v1_endpoint(body: CohereV1Request, request: Request) -> JSONResponse:
-    response, headers = await rerank(request, "cohere-v1", body, body.to_internal(request))
-    return JSONResponse(render(response, body.documents, "1"), headers=headers)
-
-
-async def v2_endpoint(body: CohereV2Request, request: Request) -> JSONResponse:
-    response, headers = await rerank(request, "cohere-v2", body, body.to_internal())
-    return JSONResponse(render(response, body.documents, "2"), headers=headers)
-
-
-ROUTE: dict[str, Any] = {
-    "response_model": CohereResponse,
-    "response_model_exclude_none": True,
-    "dependencies": [Depends(require_key)],
-    "responses": RERANK_ERRORS,
-    "tags": ["rerank: cohere"],
-}
-V1_ROUTE = {**ROUTE, "summary": "Rerank (Cohere v1 format)"}
-V2_ROUTE = {**ROUTE, "summary": "Rerank (Cohere v2 format)"}
-
-router = APIRouter()
-router.add_api_route("/cohere/v1/rerank", v1_endpoint, methods=["POST"], **V1_ROUTE)
-router.add_api_route("/cohere/v2/rerank", v2_endpoint, methods=["POST"], **V2_ROUTE)
+V1 = Dialect(
+    name="cohere",
+    request=CohereV1Request,
+    response=CohereResponse,
+    render=lambda response, body: render(response, body.documents, "1"),
+    paths=("/cohere/v1/rerank",),
+    summary="Rerank (Cohere v1 format)",
+    tag="rerank: cohere",
+    errors="message",
+)
+V2 = Dialect(
+    name="cohere-v2",
+    request=CohereV2Request,
+    response=CohereResponse,
+    render=lambda response, body: render(response, body.documents, "2"),
+    paths=("/cohere/v2/rerank",),
+    summary="Rerank (Cohere v2 format)",
+    tag="rerank: cohere",
+    errors="message",
+)

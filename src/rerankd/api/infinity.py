@@ -7,26 +7,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from rerankd.api.common import (
-    RERANK_ERRORS,
-    DialectRequest,
-    TextDocument,
-    all_if_zero,
-    default_model,
-    require_key,
-    rerank,
-    text_of,
-)
-from rerankd.api.common import error_body as error_body
+from rerankd.api.dialect import Dialect, DialectRequest, TextDocument, all_if_zero, text_of
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
-__all__ = ["InfinityRerankRequest", "endpoint", "error_body", "router"]
+__all__ = ["DIALECT", "InfinityRerankRequest"]
 
 
 class InfinityRerankRequest(DialectRequest):
@@ -36,9 +23,9 @@ class InfinityRerankRequest(DialectRequest):
     top_n: int | None = Field(default=None, description="The N best; absent, null, 0 or too many: all.")
     return_documents: bool = False
 
-    def to_internal(self, request: Request) -> RerankRequest:
+    def to_internal(self, default_model: str) -> RerankRequest:
         return RerankRequest(
-            model=default_model(request, self.model),
+            model=self.model or default_model,
             query=self.query,
             documents=tuple(text_of(doc) for doc in self.documents),
             top_n=all_if_zero(self.top_n),
@@ -54,46 +41,40 @@ class InfinityResult(BaseModel):
     document: str | None = None
 
 
+class InfinityUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
 class InfinityResponse(BaseModel):
     object: str = "rerank"
     results: list[InfinityResult]
     model: str
-    usage: dict[str, int]
+    usage: InfinityUsage
     id: str
     created: int
 
 
-def render(response: RerankResponse) -> dict[str, Any]:
-    results: list[dict[str, Any]] = []
-    for item in response.results:
-        result: dict[str, Any] = {"index": item.index, "relevance_score": item.relevance_score}
-        if item.document is not None:
-            result["document"] = item.document
-        results.append(result)
+def render(response: RerankResponse, body: InfinityRerankRequest) -> InfinityResponse:
     tokens = response.usage.total_tokens
-    return {
-        "object": "rerank",
-        "results": results,
-        "model": response.model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        "id": f"infinity-{uuid.uuid4()}",
-        "created": int(time.time()),
-    }
+    return InfinityResponse(
+        results=[
+            InfinityResult(index=item.index, relevance_score=item.relevance_score, document=item.document)
+            for item in response.results
+        ],
+        model=response.model,
+        usage=InfinityUsage(prompt_tokens=tokens, total_tokens=tokens),
+        id=f"infinity-{uuid.uuid4()}",
+        created=int(time.time()),
+    )
 
 
-async def endpoint(body: InfinityRerankRequest, request: Request) -> JSONResponse:
-    response, headers = await rerank(request, "infinity", body, body.to_internal(request))
-    return JSONResponse(render(response), headers=headers)
-
-
-ROUTE: dict[str, Any] = {
-    "response_model": InfinityResponse,
-    "response_model_exclude_none": True,
-    "dependencies": [Depends(require_key)],
-    "summary": "Rerank (Infinity format)",
-    "responses": RERANK_ERRORS,
-    "tags": ["rerank: infinity"],
-}
-
-router = APIRouter()
-router.add_api_route("/infinity/rerank", endpoint, methods=["POST"], **ROUTE)
+DIALECT = Dialect(
+    name="infinity",
+    request=InfinityRerankRequest,
+    response=InfinityResponse,
+    render=render,
+    paths=("/infinity/rerank",),
+    summary="Rerank (Infinity format)",
+    tag="rerank: infinity",
+)

@@ -5,29 +5,12 @@ Errors are ``{"detail": ...}``.
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from rerankd.api.common import (
-    RERANK_ERRORS,
-    DialectRequest,
-    TextDocument,
-    all_if_zero,
-    require_key,
-    rerank,
-    text_of,
-)
-from rerankd.errors import RerankdError
+from rerankd.api.dialect import Dialect, DialectRequest, TextDocument, all_if_zero, text_of
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
-__all__ = ["JinaRerankRequest", "endpoint", "error_body", "router"]
-
-
-def error_body(exc: RerankdError) -> dict[str, Any]:
-    return {"detail": exc.message}
+__all__ = ["DIALECT", "JinaRerankRequest"]
 
 
 class JinaRerankRequest(DialectRequest):
@@ -37,7 +20,7 @@ class JinaRerankRequest(DialectRequest):
     top_n: int | None = Field(default=None, description="The N best; absent, null, 0 or too many: all.")
     return_documents: bool = True
 
-    def to_internal(self) -> RerankRequest:
+    def to_internal(self, default_model: str) -> RerankRequest:
         return RerankRequest(
             model=self.model,
             query=text_of(self.query),
@@ -55,39 +38,38 @@ class JinaResult(BaseModel):
     document: TextDocument | None = None
 
 
+class JinaUsage(BaseModel):
+    total_tokens: int
+
+
 class JinaResponse(BaseModel):
     model: str
-    usage: dict[str, int]
+    usage: JinaUsage
     results: list[JinaResult]
 
 
-def render(response: RerankResponse) -> dict[str, Any]:
-    results: list[dict[str, Any]] = []
-    for item in response.results:
-        result: dict[str, Any] = {"index": item.index, "relevance_score": item.relevance_score}
-        if item.document is not None:
-            result["document"] = {"text": item.document}
-        results.append(result)
-    return {
-        "model": response.model,
-        "usage": {"total_tokens": response.usage.total_tokens},
-        "results": results,
-    }
+def render(response: RerankResponse, body: JinaRerankRequest) -> JinaResponse:
+    return JinaResponse(
+        model=response.model,
+        usage=JinaUsage(total_tokens=response.usage.total_tokens),
+        results=[
+            JinaResult(
+                index=item.index,
+                relevance_score=item.relevance_score,
+                document=None if item.document is None else TextDocument(text=item.document),
+            )
+            for item in response.results
+        ],
+    )
 
 
-async def endpoint(body: JinaRerankRequest, request: Request) -> JSONResponse:
-    response, headers = await rerank(request, "jina", body, body.to_internal())
-    return JSONResponse(render(response), headers=headers)
-
-
-ROUTE: dict[str, Any] = {
-    "response_model": JinaResponse,
-    "response_model_exclude_none": True,
-    "dependencies": [Depends(require_key)],
-    "summary": "Rerank (Jina format)",
-    "responses": RERANK_ERRORS,
-    "tags": ["rerank: jina"],
-}
-
-router = APIRouter()
-router.add_api_route("/jina/v1/rerank", endpoint, methods=["POST"], **ROUTE)
+DIALECT = Dialect(
+    name="jina",
+    request=JinaRerankRequest,
+    response=JinaResponse,
+    render=render,
+    paths=("/jina/v1/rerank",),
+    summary="Rerank (Jina format)",
+    tag="rerank: jina",
+    errors="detail",
+)

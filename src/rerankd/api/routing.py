@@ -15,15 +15,17 @@
 | /vllm/rerank, /vllm/v1/rerank, /vllm/v2/rerank | vLLM (api/vllm.py)                     |
 | /health, /v1/models, /metrics          | api/server.py                                  |
 
-A prefixed path lets a client's base URL pick its dialect; the bare paths serve the clients that
-force a path. Errors are rendered in the shape of the dialect that was asked (``error_body_for``).
+A prefixed path lets a client's base URL pick its dialect (each dialect's ``paths``); the bare paths
+serve the clients that force a path. Every rerank route runs the same endpoint (``dialect.answer``).
+Errors are rendered in the shape of the dialect that was asked (``error_body_for``); a path that
+repeats its version (``/v1/v1/rerank``, from a base URL that already ends in ``/v1``) gets a 404 that
+names the path meant and the base URL to configure.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from types import ModuleType
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -31,39 +33,27 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from rerankd.api import cohere, common, infinity, jina, seed, server, tei, vllm, voyage
-from rerankd.config import Settings
-from rerankd.errors import MalformedBody, RerankdError
+from rerankd.api import DIALECTS, cohere, server, tei, vllm, voyage
+from rerankd.api.common import require_key
+from rerankd.api.dialect import Dialect, Endpoint, answer, endpoint_for, error_responses, route_options
+from rerankd.config import ConfigError, Settings
+from rerankd.errors import MalformedBody, RerankdError, RouteNotFound, error_body
 
-__all__ = ["V1_DIALECTS", "error_body_for", "include_routes", "sniff_v1"]
-
-Endpoint = Callable[..., Awaitable[Any]]
-
-# What bare /v1/rerank speaks, by the `v1_dialect` setting: (endpoint, route options).
-V1_DIALECTS: dict[str, tuple[Endpoint, dict[str, Any]]] = {
-    "seed": (seed.endpoint, seed.ROUTE),
-    "cohere": (cohere.v1_endpoint, cohere.V1_ROUTE),
-    "jina": (jina.endpoint, jina.ROUTE),
-    "voyage": (voyage.endpoint, voyage.ROUTE),
-    "infinity": (infinity.endpoint, infinity.ROUTE),
-    "vllm": (vllm.endpoint, vllm.ROUTE),
-}
-
-_DIALECT_MODULES: tuple[ModuleType, ...] = (seed, cohere, jina, voyage, tei, infinity, vllm)
-_ERROR_BODIES: dict[str, Callable[[RerankdError], Any]] = {m.__name__: m.error_body for m in _DIALECT_MODULES}
+__all__ = ["error_body_for", "include_routes", "likely_path", "route_not_found", "sniff_v1"]
 
 
 def error_body_for(request: Request, exc: RerankdError) -> Any:
     """The error body in the shape the asked dialect's clients parse (OpenAI-style by default)."""
-    module = getattr(request.state, "dialect_module", None)
-    if module is None:
-        module = getattr(request.scope.get("endpoint"), "__module__", "")
-    return _ERROR_BODIES.get(module, common.error_body)(exc)
+    dialect: Dialect[Any] | None = getattr(request.state, "dialect", None)
+    if dialect is None:
+        dialect = request.app.state.endpoint_dialects.get(request.scope.get("endpoint"))
+    return error_body(exc, dialect.errors if dialect else "openai")
 
 
-def _validated(model: type[BaseModel], data: Any) -> Any:
+def _validated(dialect: Dialect[Any], request: Request, data: Any) -> Any:
+    request.state.dialect = dialect
     try:
-        return model.model_validate(data)
+        return dialect.request.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError(
             [{**err, "loc": ("body", *err["loc"])} for err in exc.errors(include_url=False)]
@@ -82,78 +72,129 @@ async def _read_json(request: Request) -> Any:
 async def bare_rerank(request: Request) -> JSONResponse:
     """``/rerank``: TEI clients send ``texts``, vLLM and Infinity clients send ``documents``."""
     data = await _read_json(request)
-    if isinstance(data, dict) and "texts" in data:
-        request.state.dialect_module = tei.__name__
-        return await tei.endpoint(_validated(tei.TeiRerankRequest, data), request)
-    request.state.dialect_module = vllm.__name__
-    return await vllm.endpoint(_validated(vllm.VllmRerankRequest, data), request)
+    dialect = tei.DIALECT if isinstance(data, dict) and "texts" in data else vllm.DIALECT
+    return await answer(dialect, _validated(dialect, request, data), request)
 
 
-def sniff_v1(request: Request, data: Any) -> str:
+def sniff_v1(request: Request, data: Any) -> Dialect[Any]:
     """Which dialect a bare ``/v1/rerank`` body speaks, when ``v1_dialect`` is the default (seed).
 
     Clients that force this path send their own marks: Cohere's SDKs a ``X-Fern-SDK-Name: cohere``
     header, Cohere-style clients (RAGFlow's Xinference and SiliconFlow) ``return_len`` or
     ``rank_fields``, Voyage's ``top_k``. Anything else is the seed format."""
     if request.headers.get("x-fern-sdk-name", "").lower() == "cohere":
-        return "cohere"
+        return cohere.V1
     if isinstance(data, dict):
         if "return_len" in data or "rank_fields" in data:
-            return "cohere"
+            return cohere.V1
         if "top_k" in data:
-            return "voyage"
-    return "seed"
-
-
-_V1_MODELS: dict[str, type[BaseModel]] = {
-    "seed": seed.SeedRerankRequest,
-    "cohere": cohere.CohereV1Request,
-    "voyage": voyage.VoyageRerankRequest,
-}
-_V1_MODULES: dict[str, ModuleType] = {"seed": seed, "cohere": cohere, "voyage": voyage}
+            return voyage.DIALECT
+    return DIALECTS["seed"]
 
 
 async def sniffed_v1_rerank(request: Request) -> JSONResponse:
     """Bare ``/v1/rerank`` with the default setting: the seed format, unless the client says otherwise."""
     data = await _read_json(request)
     dialect = sniff_v1(request, data)
-    request.state.dialect_module = _V1_MODULES[dialect].__name__
-    endpoint = V1_DIALECTS[dialect][0]
-    result: JSONResponse = await endpoint(_validated(_V1_MODELS[dialect], data), request)
-    return result
+    return await answer(dialect, _validated(dialect, request, data), request)
 
 
-def _one_of(*models: type[BaseModel]) -> dict[str, Any]:
+def _json_of(*models: type[BaseModel]) -> dict[str, Any]:
+    """An OpenAPI ``content`` of one of these models (documented elsewhere, so in the components)."""
     refs = [{"$ref": f"#/components/schemas/{m.__name__}"} for m in models]
     schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _body_of(*models: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, **_json_of(*models)}}
+
+
+_REPEATED_VERSION = re.compile(r"/(v\d+)/\1(?=/)")
+
+
+def likely_path(path: str) -> tuple[str, str, str] | None:
+    """For a path that repeats its version segment (``/cohere/v1/v1/rerank``): the path meant
+    (``/cohere/v1/rerank``), the base path to configure (``/cohere``) and the repeated segment."""
+    match = _REPEATED_VERSION.search(path)
+    if match is None:
+        return None
+    version = match.group(1)
+    return path[: match.start()] + path[match.start() + len(version) + 1 :], path[: match.start()], version
+
+
+def route_not_found(request: Request) -> RouteNotFound:
+    """A 404 that says what to do; for a repeated version, in the dialect of the path meant."""
+    path = request.url.path
+    guess = likely_path(path)
+    routes = {getattr(route, "path", None): route for route in request.app.routes}
+    if guess is None or guess[0] not in routes:
+        return RouteNotFound(f"no route {request.method} {path}; see /docs for the API")
+    meant, base, version = guess
+    request.state.dialect = request.app.state.endpoint_dialects.get(getattr(routes[meant], "endpoint", None))
+    root = str(request.base_url).rstrip("/")
+    return RouteNotFound(
+        f"no route {request.method} {path}; did you mean {meant}? The client's base URL probably ends in "
+        f"/{version} already, and the client adds /{version} itself: set the base URL to {root}{base} instead"
+    )
 
 
 def include_routes(app: FastAPI, settings: Settings) -> None:
-    for module in (server, *_DIALECT_MODULES):
-        app.include_router(module.router)
-    endpoint, route = V1_DIALECTS[settings.v1_dialect]
-    if settings.v1_dialect == "seed":
-        route = {
-            **route,
-            "response_model": None,
-            "responses": {**common.RERANK_ERRORS, 200: {"model": seed.SeedRerankResponse}},
-            "openapi_extra": _one_of(seed.SeedRerankRequest),
-            "summary": "Rerank (seed format; Cohere and Voyage clients get their own)",
-        }
-        endpoint = sniffed_v1_rerank
-    app.add_api_route("/v1/rerank", endpoint, methods=["POST"], **route)
-    app.add_api_route("/v2/rerank", cohere.v2_endpoint, methods=["POST"], **cohere.V2_ROUTE)
+    """Every route: each dialect's own paths, the bare paths, and the server routes."""
+    dialect_of: dict[Endpoint, Dialect[Any]] = {}
+
+    def add(path: str, dialect: Dialect[Any], **options: Any) -> None:
+        endpoint = endpoint_for(dialect)
+        dialect_of[endpoint] = dialect
+        app.add_api_route(path, endpoint, methods=["POST"], **{**route_options(dialect), **options})
+
+    for dialect in DIALECTS.values():
+        for path in dialect.paths:
+            add(path, dialect)
+
+    v1 = DIALECTS.get(settings.v1_dialect)
+    if v1 is None:
+        raise ConfigError(
+            f"v1_dialect {settings.v1_dialect!r} is not a dialect; choose one of {', '.join(DIALECTS)}"
+        )
+    if v1.name == "seed":
+        seed = DIALECTS["seed"]
+        sniffed = (seed, cohere.V1, voyage.DIALECT)
+        app.add_api_route(
+            "/v1/rerank",
+            sniffed_v1_rerank,
+            methods=["POST"],
+            **{
+                **route_options(seed, "Rerank (seed format; Cohere and Voyage clients get their own)"),
+                "response_model": None,
+                "responses": {
+                    **error_responses(seed.errors),
+                    200: {
+                        "description": "The ranking, in the format the client spoke",
+                        **_json_of(*(d.response for d in sniffed)),
+                    },
+                },
+            },
+            openapi_extra=_body_of(seed.request),
+        )
+    else:
+        add("/v1/rerank", v1)
+    add("/v2/rerank", cohere.V2)
+
     bare = APIRouter()
     bare.add_api_route(
         "/rerank",
         bare_rerank,
         methods=["POST"],
-        dependencies=[Depends(common.require_key)],
+        dependencies=[Depends(require_key)],
         summary="Rerank (TEI format when the body has `texts`, else vLLM format)",
-        responses=common.RERANK_ERRORS,
-        openapi_extra=_one_of(tei.TeiRerankRequest, vllm.VllmRerankRequest),
+        responses=error_responses("openai"),
+        openapi_extra=_body_of(tei.DIALECT.request, vllm.DIALECT.request),
         tags=["rerank: tei", "rerank: vllm"],
     )
-    bare.add_api_route("/info", tei.info, methods=["GET"], **tei.INFO_ROUTE)
+    for path in ("/info", "/tei/info"):
+        bare.add_api_route(path, tei.info, methods=["GET"], **tei.INFO_ROUTE)
     app.include_router(bare)
+    app.include_router(server.router)
+    dialect_of[tei.info] = tei.DIALECT
+    app.state.endpoint_dialects = dialect_of

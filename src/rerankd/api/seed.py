@@ -9,23 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from rerankd.api.common import (
-    RERANK_ERRORS,
-    DialectRequest,
-    TextDocument,
-    all_if_zero,
-    require_key,
-    rerank,
-    text_of,
-)
-from rerankd.api.common import error_body as error_body
+from rerankd.api.dialect import Dialect, DialectRequest, TextDocument, all_if_zero, text_of
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
-__all__ = ["SeedRerankRequest", "SeedRerankResponse", "endpoint", "error_body", "router"]
+__all__ = ["DIALECT", "SeedRerankRequest", "SeedRerankResponse"]
 
 SEED_EXAMPLE: dict[str, Any] = {
     "model": "rerank-multilingual-v3.0",
@@ -56,7 +45,7 @@ class SeedRerankRequest(DialectRequest):
         default=None, ge=0, description="Tokens shared by neighbouring windows."
     )
 
-    def to_internal(self) -> RerankRequest:
+    def to_internal(self, default_model: str) -> RerankRequest:
         return RerankRequest(
             model=self.model,
             query=self.query,
@@ -85,51 +74,52 @@ class SeedUsage(BaseModel):
     documents_tokens: int
 
 
+class SeedAttempt(BaseModel):
+    model: str
+    ok: bool
+    error: str | None = Field(default=None, description="Why this try failed.")
+
+
+class SeedMetadata(BaseModel):
+    served_by: str = Field(description="The model that answered: the one asked for, or a fallback.")
+    attempts: list[SeedAttempt] = Field(description="Every try, in order, with why it failed.")
+
+
 class SeedRerankResponse(BaseModel):
     model: str
     results: list[SeedResult]
     usage: SeedUsage
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: SeedMetadata
 
 
-def render(response: RerankResponse) -> dict[str, Any]:
-    results: list[dict[str, Any]] = []
-    for item in response.results:
-        result: dict[str, Any] = {"index": item.index, "relevance_score": item.relevance_score}
-        if item.document is not None:
-            result["document"] = item.document
-        results.append(result)
-    return {
-        "model": response.model,
-        "results": results,
-        "usage": {
-            "total_tokens": response.usage.total_tokens,
-            "query_tokens": response.usage.query_tokens,
-            "documents_tokens": response.usage.documents_tokens,
-        },
-        "metadata": {
-            "served_by": response.model,
-            "attempts": [
-                {"model": attempt.model, "ok": attempt.error is None}
-                | ({"error": attempt.error} if attempt.error else {})
+def render(response: RerankResponse, body: SeedRerankRequest) -> SeedRerankResponse:
+    return SeedRerankResponse(
+        model=response.model,
+        results=[
+            SeedResult(index=item.index, relevance_score=item.relevance_score, document=item.document)
+            for item in response.results
+        ],
+        usage=SeedUsage(
+            total_tokens=response.usage.total_tokens,
+            query_tokens=response.usage.query_tokens,
+            documents_tokens=response.usage.documents_tokens,
+        ),
+        metadata=SeedMetadata(
+            served_by=response.model,
+            attempts=[
+                SeedAttempt(model=attempt.model, ok=attempt.error is None, error=attempt.error)
                 for attempt in response.attempts
             ],
-        },
-    }
+        ),
+    )
 
 
-async def endpoint(body: SeedRerankRequest, request: Request) -> JSONResponse:
-    response, headers = await rerank(request, "seed", body, body.to_internal())
-    return JSONResponse(render(response), headers=headers)
-
-
-ROUTE: dict[str, Any] = {
-    "response_model": SeedRerankResponse,
-    "dependencies": [Depends(require_key)],
-    "summary": "Rerank documents by relevance to a query (seed gateway format)",
-    "responses": RERANK_ERRORS,
-    "tags": ["rerank: seed"],
-}
-
-router = APIRouter()
-router.add_api_route("/seed/v1/rerank", endpoint, methods=["POST"], **ROUTE)
+DIALECT = Dialect(
+    name="seed",
+    request=SeedRerankRequest,
+    response=SeedRerankResponse,
+    render=render,
+    paths=("/seed/v1/rerank",),
+    summary="Rerank documents by relevance to a query (seed gateway format)",
+    tag="rerank: seed",
+)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import asdict
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from rerankd.api.common import PoolDep, require_key
+from rerankd.api.common import ServiceDep, require_key
+from rerankd.types import ModelView
 
 __all__ = ["router"]
 
@@ -19,6 +20,12 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
     models_ready: int
     models_configured: int
+
+
+class CircuitCard(BaseModel):
+    circuit: Literal["closed", "open", "half_open"]
+    consecutive_failures: int
+    retry_in_seconds: float = Field(description="Until the next probe, when open.")
 
 
 class ModelCard(BaseModel):
@@ -37,18 +44,29 @@ class ModelCard(BaseModel):
     provider: str | None = Field(default=None, description="Upstream models: the provider's API.")
     base_url: str | None = Field(default=None, description="Upstream models: where calls go.")
     api_key_env: str | None = Field(default=None, description="Upstream models: the variable with the key.")
-    circuit: dict[str, Any] | None = Field(
-        default=None, description="Upstream models: breaker state (closed, open, half_open) and failures."
+    circuit: CircuitCard | None = Field(
+        default=None, description="Upstream models: breaker state and failures (after the first call)."
     )
 
-
-def _without_credentials(url: str | None) -> str | None:
-    if not url:
-        return None
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    @classmethod
+    def of(cls, view: ModelView, created: int) -> ModelCard:
+        circuit = view.loaded.circuit if view.loaded else None
+        return cls(
+            id=view.name,
+            created=created,
+            kind=view.kind,
+            status=view.status,
+            error=view.error,
+            aliases=list(view.aliases),
+            source=view.settings.source,
+            max_length=view.max_length,
+            precision=view.precision,
+            fallbacks=list(view.fallbacks) or None,
+            provider=view.settings.provider,
+            base_url=view.settings.base_url,
+            api_key_env=view.settings.api_key_env,
+            circuit=CircuitCard(**asdict(circuit)) if circuit else None,
+        )
 
 
 class ModelList(BaseModel):
@@ -57,9 +75,9 @@ class ModelList(BaseModel):
 
 
 @router.get("/health", response_model=Health, tags=["server"], summary="Liveness (no auth)")
-async def health(models: PoolDep) -> Health:
-    ready = sum(entry.status == "ready" for entry in models.entries.values())
-    return Health(models_ready=ready, models_configured=len(models.entries))
+async def health(service: ServiceDep) -> Health:
+    views = service.models()
+    return Health(models_ready=sum(view.status == "ready" for view in views), models_configured=len(views))
 
 
 @router.get(
@@ -70,36 +88,11 @@ async def health(models: PoolDep) -> Health:
     tags=["server"],
     summary="Configured models, with kind and load status",
 )
-async def list_models(request: Request, models: PoolDep) -> ModelList:
+async def list_models(request: Request, service: ServiceDep) -> ModelList:
     started = int(request.app.state.started_at)
-    cards = []
-    for entry in models.entries.values():
-        scorer = entry.scorer
-        backend = getattr(scorer, "backend", None)
-        max_length = getattr(backend, "max_length", None) or entry.spec.max_length
-        cards.append(
-            ModelCard(
-                id=entry.spec.name,
-                created=started,
-                kind=entry.spec.kind,
-                status=entry.status,
-                error=entry.error,
-                aliases=list(entry.spec.aliases),
-                source=entry.spec.source,
-                max_length=max_length,
-                precision=getattr(backend, "precision", None),
-                fallbacks=list(entry.spec.fallbacks) or None,
-                provider=entry.spec.provider,
-                base_url=_without_credentials(entry.spec.base_url),
-                api_key_env=entry.spec.api_key_env,
-                circuit=entry.circuit,
-            )
-        )
-    return ModelList(data=cards)
+    return ModelList(data=[ModelCard.of(view, started) for view in service.models()])
 
 
 @router.get("/metrics", dependencies=[Depends(require_key)], tags=["server"], summary="Prometheus metrics")
-async def metrics(request: Request) -> Response:
-    ready = sum(entry.status == "ready" for entry in request.app.state.pool.entries.values())
-    request.app.state.metrics.models_ready.set(ready)
-    return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+async def metrics(service: ServiceDep) -> Response:
+    return Response(service.metrics_text(), media_type="text/plain; version=0.0.4")

@@ -7,26 +7,13 @@ the body has no ``texts``): ``{model, query, documents, top_n, truncate_prompt_t
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from rerankd.api.common import (
-    RERANK_ERRORS,
-    DialectRequest,
-    TextDocument,
-    all_if_zero,
-    default_model,
-    require_key,
-    rerank,
-    text_of,
-)
-from rerankd.api.common import error_body as error_body
+from rerankd.api.dialect import Dialect, DialectRequest, TextDocument, all_if_zero, text_of
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
-__all__ = ["PATHS", "VllmRerankRequest", "endpoint", "error_body", "router"]
+__all__ = ["DIALECT", "VllmRerankRequest"]
 
 
 class VllmRerankRequest(DialectRequest):
@@ -37,10 +24,10 @@ class VllmRerankRequest(DialectRequest):
     truncate_prompt_tokens: int | None = Field(default=None, ge=1)
     return_documents: bool = True
 
-    def to_internal(self, request: Request) -> RerankRequest:
+    def to_internal(self, default_model: str) -> RerankRequest:
         limit = self.truncate_prompt_tokens
         return RerankRequest(
-            model=default_model(request, self.model),
+            model=self.model or default_model,
             query=text_of(self.query),
             documents=tuple(text_of(doc) for doc in self.documents),
             top_n=all_if_zero(self.top_n),
@@ -60,45 +47,41 @@ class VllmResult(BaseModel):
     relevance_score: float
 
 
+class VllmUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
 class VllmResponse(BaseModel):
     id: str
     model: str
-    usage: dict[str, int]
+    usage: VllmUsage
     results: list[VllmResult]
 
 
-def render(response: RerankResponse) -> dict[str, Any]:
-    results: list[dict[str, Any]] = []
-    for item in response.results:
-        result: dict[str, Any] = {"index": item.index}
-        if item.document is not None:
-            result["document"] = {"text": item.document}
-        result["relevance_score"] = item.relevance_score
-        results.append(result)
+def render(response: RerankResponse, body: VllmRerankRequest) -> VllmResponse:
     tokens = response.usage.total_tokens
-    return {
-        "id": f"rerank-{uuid.uuid4().hex}",
-        "model": response.model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        "results": results,
-    }
+    return VllmResponse(
+        id=f"rerank-{uuid.uuid4().hex}",
+        model=response.model,
+        usage=VllmUsage(prompt_tokens=tokens, total_tokens=tokens),
+        results=[
+            VllmResult(
+                index=item.index,
+                document=None if item.document is None else TextDocument(text=item.document),
+                relevance_score=item.relevance_score,
+            )
+            for item in response.results
+        ],
+    )
 
 
-async def endpoint(body: VllmRerankRequest, request: Request) -> JSONResponse:
-    response, headers = await rerank(request, "vllm", body, body.to_internal(request))
-    return JSONResponse(render(response), headers=headers)
-
-
-ROUTE: dict[str, Any] = {
-    "response_model": VllmResponse,
-    "response_model_exclude_none": True,
-    "dependencies": [Depends(require_key)],
-    "summary": "Rerank (vLLM format)",
-    "responses": RERANK_ERRORS,
-    "tags": ["rerank: vllm"],
-}
-PATHS = ("/vllm/rerank", "/vllm/v1/rerank", "/vllm/v2/rerank")
-
-router = APIRouter()
-for _path in PATHS:
-    router.add_api_route(_path, endpoint, methods=["POST"], **ROUTE)
+DIALECT = Dialect(
+    name="vllm",
+    request=VllmRerankRequest,
+    response=VllmResponse,
+    render=render,
+    paths=("/vllm/rerank", "/vllm/v1/rerank", "/vllm/v2/rerank"),
+    summary="Rerank (vLLM format)",
+    tag="rerank: vllm",
+)

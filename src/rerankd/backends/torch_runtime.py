@@ -87,7 +87,7 @@ def finish_model(model: torch.nn.Module, name: str) -> torch.nn.Module:
         return model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        quantized: torch.nn.Module = torch.ao.quantization.quantize_dynamic(
+        quantized: torch.nn.Module = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
             model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
         )
     return quantized

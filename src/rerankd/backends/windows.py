@@ -16,7 +16,7 @@ from typing import Any
 from tokenizers import Encoding, Tokenizer
 
 from rerankd.backends.base import Encoded
-from rerankd.config import ModelSpec
+from rerankd.backends.specs import TransformerSpec
 from rerankd.errors import InvalidRequest
 from rerankd.types import LongDocuments, ScoreOptions
 
@@ -31,7 +31,7 @@ class FitPolicy:
     max_tokens_per_doc: int | None
 
     @classmethod
-    def of(cls, options: ScoreOptions, spec: ModelSpec) -> FitPolicy:
+    def of(cls, options: ScoreOptions, spec: TransformerSpec) -> FitPolicy:
         """The request's choices where it made them, the model's configured defaults elsewhere."""
         return cls(
             long_documents=options.long_documents or spec.long_documents,

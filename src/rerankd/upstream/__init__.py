@@ -1,28 +1,24 @@
-"""Upstream rerank providers: one module per provider API (``PATH``, pure ``build`` and ``parse``),
-one shared sender (``base.UpstreamScorer``). A new provider is one module plus one line in ``PROVIDERS``.
+"""Upstream rerank providers: one module per provider API, each declaring a :class:`Provider`
+(``path``, pure ``build`` and ``parse``); one shared sender (``base.UpstreamScorer``).
+
+A new provider is one module plus one line in ``PROVIDERS``; the config's ``provider`` setting
+accepts exactly these names.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-
-from rerankd.config import ModelSpec
 from rerankd.upstream import cohere, infinity, jina, rerankd, seed, tei, vllm, voyage
-from rerankd.upstream.base import UpstreamScorer
+from rerankd.upstream.wire import Provider
 
-__all__ = ["PROVIDERS", "UpstreamScorer", "make_upstream_scorer"]
+__all__ = ["PROVIDERS", "Provider"]
 
-PROVIDERS: dict[str, ModuleType] = {
-    "cohere": cohere,
-    "jina": jina,
-    "voyage": voyage,
-    "seed": seed,
-    "tei": tei,
-    "vllm": vllm,
-    "infinity": infinity,
-    "rerankd": rerankd,
+PROVIDERS: dict[str, Provider] = {
+    "cohere": cohere.PROVIDER,
+    "jina": jina.PROVIDER,
+    "voyage": voyage.PROVIDER,
+    "seed": seed.PROVIDER,
+    "tei": tei.PROVIDER,
+    "vllm": vllm.PROVIDER,
+    "infinity": infinity.PROVIDER,
+    "rerankd": rerankd.PROVIDER,
 }
-
-
-def make_upstream_scorer(spec: ModelSpec) -> UpstreamScorer:
-    return UpstreamScorer(spec, PROVIDERS[spec.provider or ""])

@@ -3,8 +3,9 @@ circuit breaker, error mapping and usage.
 
 An :class:`UpstreamScorer` makes *one* attempt per ``score`` call; the service owns retries (with
 backoff, jitter and the upstream's Retry-After) and fallbacks, for local and upstream models alike.
-Failures map to: :class:`TransientFailure` (connect errors, timeouts, resets, 429, 5xx — retried),
-:class:`UpstreamError` (other 4xx, malformed or wrong-shape answers — not retried), and
+Failures map to: :class:`TransientFailure` (connect errors, timeouts, resets, 429, 5xx, and answers
+that are not JSON at all, such as a proxy's HTML page or a truncated body — retried),
+:class:`UpstreamError` (other 4xx, JSON of the wrong shape — not retried), and
 :class:`CircuitOpen` (the breaker is open — straight to fallbacks). Error messages summarise the
 upstream's answer (status and a short, cleaned excerpt); they never carry its raw body or our key.
 """
@@ -18,17 +19,16 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from types import ModuleType
-from typing import Any
 
 import httpx
 
-from rerankd.config import ModelSpec
 from rerankd.errors import CircuitOpen, TransientFailure, UpstreamError
-from rerankd.types import ScoreOptions, ScoreResult, Timings
+from rerankd.types import CircuitState, ScoreOptions, ScoreResult, ScorerInfo, Timings
+from rerankd.upstream import PROVIDERS
 from rerankd.upstream.breaker import CircuitBreaker
+from rerankd.upstream.spec import UpstreamSpec
 from rerankd.upstream.tokens import count_tokens
-from rerankd.upstream.wire import Parsed
+from rerankd.upstream.wire import Parsed, Provider
 
 __all__ = ["UpstreamScorer", "retry_after_seconds", "summarize"]
 
@@ -72,18 +72,18 @@ def summarize(response: httpx.Response, limit: int = 160) -> str:
 
 
 class UpstreamScorer:
-    """Scores through a remote rerank API described by a provider module (``PATH``, ``build``, ``parse``)."""
+    """Scores through a remote rerank API described by a :class:`Provider` (path, build, parse)."""
 
     def __init__(
         self,
-        spec: ModelSpec,
-        provider: ModuleType,
+        spec: UpstreamSpec,
+        provider: Provider | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
-        self.provider = provider
+        self.provider = provider or PROVIDERS[spec.provider]
         self.upstream_model = spec.upstream_model or spec.name
         self.breaker = CircuitBreaker(spec.breaker_failures, spec.breaker_reset_seconds, clock)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -99,7 +99,7 @@ class UpstreamScorer:
         # A slow upstream holds at most `max_connections`; a call that waits longer than the timeout
         # for one fails over instead of queueing behind it.
         self.client = httpx.AsyncClient(
-            base_url=(spec.base_url or "").rstrip("/"),
+            base_url=spec.base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(spec.timeout),
             limits=httpx.Limits(
@@ -109,12 +109,18 @@ class UpstreamScorer:
             follow_redirects=False,
         )
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "circuit": self.breaker.state,
-            "consecutive_failures": self.breaker.consecutive_failures,
-            "retry_in_seconds": round(self.breaker.retry_in(), 1),
-        }
+    @classmethod
+    def load(cls, spec: UpstreamSpec) -> UpstreamScorer:
+        """Nothing to load: the client connects on the first call."""
+        return cls(spec)
+
+    def info(self) -> ScorerInfo:
+        circuit = CircuitState(
+            circuit=self.breaker.state,
+            consecutive_failures=self.breaker.consecutive_failures,
+            retry_in_seconds=round(self.breaker.retry_in(), 1),
+        )
+        return ScorerInfo(circuit=circuit)
 
     async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
         if not self.breaker.allow():
@@ -141,7 +147,7 @@ class UpstreamScorer:
         body = self.provider.build(self.upstream_model, query, documents, options)
         began = time.perf_counter()
         try:
-            response = await self.client.post(self.provider.PATH, json=body)
+            response = await self.client.post(self.provider.path, json=body)
         except httpx.PoolTimeout as exc:
             raise TransientFailure(
                 f"upstream '{name}' has all {self.spec.max_connections} connections busy"
@@ -164,7 +170,12 @@ class UpstreamScorer:
         try:
             data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-            raise UpstreamError(f"upstream '{name}' answered with a body that is not JSON") from exc
+            # A proxy's error page or a cut-off body: the next try may well get the real answer.
+            kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+            raise TransientFailure(
+                f"upstream '{name}' answered HTTP {response.status_code} with a body that is not JSON "
+                f"({kind}, {len(response.content)} bytes)"
+            ) from exc
         parsed: Parsed = self.provider.parse(data, response.headers, len(documents))
         return self._result(parsed, query, documents, seconds)
 

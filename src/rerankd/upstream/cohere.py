@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rerankd.types import ScoreOptions
-from rerankd.upstream.wire import Parsed, field, scores_by_index, usage_tokens
+from rerankd.upstream.wire import Parsed, Provider, field, scores_by_index, usage_tokens
 
 PATH = "/v2/rerank"
 
@@ -21,3 +21,6 @@ def build(model: str, query: str, documents: list[str], options: ScoreOptions) -
 def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
     scores = scores_by_index(field(body, "results"), count)
     return Parsed(scores, total_tokens=usage_tokens(body, "meta", "tokens", "input_tokens"))
+
+
+PROVIDER = Provider(path=PATH, build=build, parse=parse)

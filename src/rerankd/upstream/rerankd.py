@@ -9,7 +9,7 @@ from typing import Any
 
 from rerankd.types import ScoreOptions
 from rerankd.upstream import seed
-from rerankd.upstream.wire import Parsed
+from rerankd.upstream.wire import Parsed, Provider
 
 PATH = "/seed/v1/rerank"
 
@@ -34,3 +34,6 @@ def build(model: str, query: str, documents: list[str], options: ScoreOptions) -
 
 def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
     return seed.parse(body, headers, count)
+
+
+PROVIDER = Provider(path=PATH, build=build, parse=parse)

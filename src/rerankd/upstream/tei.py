@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rerankd.types import ScoreOptions
-from rerankd.upstream.wire import Parsed, scores_by_index
+from rerankd.upstream.wire import Parsed, Provider, scores_by_index
 
 PATH = "/rerank"
 
@@ -21,3 +21,6 @@ def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
     return Parsed(
         scores_by_index(body, count, "score"), total_tokens=int(tokens) if tokens.isdigit() else None
     )
+
+
+PROVIDER = Provider(path=PATH, build=build, parse=parse)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rerankd.types import ScoreOptions
-from rerankd.upstream.wire import Parsed, field, scores_by_index, usage_tokens
+from rerankd.upstream.wire import Parsed, Provider, field, scores_by_index, usage_tokens
 
 PATH = "/v1/rerank"
 
@@ -26,3 +26,6 @@ def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
     return Parsed(
         scores_by_index(field(body, "data"), count), total_tokens=usage_tokens(body, "usage", "total_tokens")
     )
+
+
+PROVIDER = Provider(path=PATH, build=build, parse=parse)

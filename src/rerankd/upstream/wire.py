@@ -1,17 +1,19 @@
-"""Shared pieces of the provider adapters: the parsed result, and reading ``[{index, score}]`` lists
-strictly (an upstream that answers with the wrong shape is an error, never a silent mis-ranking).
+"""Shared pieces of the provider adapters: the :class:`Provider` record each adapter module declares,
+the parsed result, and reading ``[{index, score}]`` lists strictly (an upstream that answers with the
+wrong shape is an error, never a silent mis-ranking).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rerankd.errors import UpstreamError
+from rerankd.types import ScoreOptions
 
-__all__ = ["Parsed", "field", "scores_by_index", "usage_tokens"]
+__all__ = ["Parsed", "Provider", "field", "scores_by_index", "usage_tokens"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,18 @@ class Parsed:
     scores: list[float]  # one per document, in request order
     total_tokens: int | None = None  # what the upstream billed, when it says
     query_tokens: int | None = None  # the split, when the upstream reports it (rerankd does)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One upstream rerank API: where to post, and two pure functions to write the request and read
+    the answer (tested without a network). The shared sender (``base.UpstreamScorer``) does the rest."""
+
+    path: str
+    # (upstream model name, query, documents, options) -> the JSON body to post
+    build: Callable[[str, str, list[str], ScoreOptions], dict[str, Any]]
+    # (the answer's JSON, its headers, how many documents were sent) -> one score per document
+    parse: Callable[[Any, Mapping[str, str], int], Parsed]
 
 
 def field(body: Any, *path: str) -> Any:

@@ -1,0 +1,159 @@
+"""What a dialect is, and the one endpoint every dialect's rerank routes share.
+
+A dialect module declares a :class:`Dialect`: its request model (which converts itself to the internal
+:class:`~rerankd.types.RerankRequest`), its response model and ``render`` (which builds that model from
+the internal response), its paths and its error shape. :func:`endpoint_for` turns the record into a
+FastAPI endpoint; the response model documented in ``/openapi.json`` is the one the endpoint sends.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from rerankd.api.common import (
+    cancel_on_disconnect,
+    default_model,
+    log_unknown_fields,
+    require_key,
+    timing_headers,
+)
+from rerankd.errors import ERROR_SHAPES, ErrorShape
+from rerankd.service import RerankService
+from rerankd.types import RerankRequest, RerankResponse
+
+__all__ = [
+    "Dialect",
+    "DialectRequest",
+    "Endpoint",
+    "TextDocument",
+    "all_if_zero",
+    "answer",
+    "endpoint_for",
+    "error_responses",
+    "route_options",
+    "text_of",
+]
+
+Endpoint = Callable[..., Awaitable[Any]]
+
+
+class DialectRequest(BaseModel):
+    """Fields every dialect accepts beyond its own: unknown fields are kept (and logged), not refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    instruction: str | None = Field(
+        default=None,
+        description="The task, for LLM rerankers such as Qwen3-Reranker; other models ignore it.",
+    )
+    raw_scores: bool = Field(default=False, description="Skip the sigmoid of one-label cross-encoders.")
+
+    def to_internal(self, default_model: str) -> RerankRequest:
+        """The internal request; ``default_model`` answers requests that name no model."""
+        raise NotImplementedError
+
+
+class TextDocument(BaseModel):
+    """A document given as an object: ``text`` is ranked, other fields are kept and echoed back."""
+
+    model_config = ConfigDict(extra="allow")
+    text: str
+
+
+def text_of(document: str | TextDocument) -> str:
+    return document if isinstance(document, str) else document.text
+
+
+def all_if_zero(top: int | None) -> int | None:
+    """Clients send 0 or null for "all of them"; a negative count is left for the service to refuse."""
+    return None if top == 0 else top
+
+
+Body = TypeVar("Body", bound=DialectRequest)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect(Generic[Body]):
+    """One rerank API as clients speak it."""
+
+    name: str  # in logs, and the value of the `v1_dialect` setting
+    request: type[Body]
+    response: type[BaseModel]
+    render: Callable[[RerankResponse, Body], BaseModel]
+    paths: tuple[str, ...]  # the prefixed paths that always speak this dialect
+    summary: str
+    tag: str
+    errors: ErrorShape = "openai"
+    # Headers beyond the timing ones (e.g. TEI's usage headers).
+    headers: Callable[[RerankResponse, Body], dict[str, str]] | None = None
+
+
+# Documented on every rerank route of every dialect, in the dialect's error shape.
+_ERRORS: dict[int, str] = {
+    400: "The body is not JSON",
+    401: "Missing or wrong API key",
+    404: "Unknown model (the message lists the available ones)",
+    413: "Too many documents, or the body is too large",
+    415: "Content-Type is not JSON",
+    422: "Invalid input (the message names the field)",
+    429: "The model is overloaded; Retry-After says when to come back",
+    503: "The model cannot be loaded (the message says how to fix it), or scoring failed",
+}
+
+
+def error_responses(shape: ErrorShape) -> dict[int | str, dict[str, Any]]:
+    model = ERROR_SHAPES[shape][0]
+    return {status: {"model": model, "description": text} for status, text in _ERRORS.items()}
+
+
+def route_options(dialect: Dialect[Any], summary: str | None = None) -> dict[str, Any]:
+    """``add_api_route`` options of a rerank route: auth, documented response and errors, tag."""
+    return {
+        "response_model": dialect.response,
+        "dependencies": [Depends(require_key)],
+        "summary": summary or dialect.summary,
+        "responses": error_responses(dialect.errors),
+        "tags": [dialect.tag],
+    }
+
+
+async def answer(dialect: Dialect[Body], body: Body, request: Request) -> JSONResponse:
+    """Run one rerank call: the internal request, cancellation on disconnect, the rendered answer."""
+    began = time.perf_counter()
+    request.state.dialect = dialect
+    log_unknown_fields(request, dialect.name, body)
+    service: RerankService = request.app.state.service
+    response: RerankResponse = await cancel_on_disconnect(
+        request, service.rerank(body.to_internal(default_model(request)))
+    )
+    headers = timing_headers(response.timings, began)
+    headers["x-rerankd-served-by"] = response.model
+    if dialect.headers is not None:
+        headers.update(dialect.headers(response, body))
+    # Optional fields left out (None) are omitted; values inside echoed documents are sent as given.
+    content = dialect.render(response, body).model_dump(mode="json", exclude_none=True)
+    return JSONResponse(content, headers=headers)
+
+
+def endpoint_for(dialect: Dialect[Any]) -> Endpoint:
+    """A FastAPI endpoint whose body is the dialect's request model."""
+
+    async def endpoint(request: Request, body: Any) -> JSONResponse:
+        return await answer(dialect, body, request)
+
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+            inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=dialect.request),
+        ]
+    )
+    endpoint.__name__ = "rerank_" + dialect.name.replace("-", "_")
+    return endpoint

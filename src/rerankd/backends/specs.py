@@ -1,0 +1,124 @@
+"""The settings of local models, per kind: what a config entry of ``kind: cross-encoder``, ``bi-encoder``,
+``llm-reranker`` or ``bm25`` may say, and how each checks that it can be loaded.
+
+No torch here: the config is validated, and ``rerankd models`` checks sources, without the model
+libraries (a server without them still serves its other models and says how to install them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rerankd.backends.prompts import DEFAULT_PROMPT, PROMPT_PRESETS, YesNoPrompt
+from rerankd.backends.sources import check_available, load_failure_hint
+from rerankd.spec import Availability, ModelSpec
+from rerankd.types import LongDocuments, SpecSummary
+
+__all__ = ["Bm25Spec", "LlmRerankerSpec", "TransformerSpec"]
+
+Dtype = Literal["auto", "fp32", "bf16", "fp16", "int8"]
+
+
+class TransformerSpec(ModelSpec):
+    """A transformer loaded from a folder, a Python package or the Hugging Face hub."""
+
+    source: str = Field(
+        description="A local folder, a Hugging Face hub id, or `python-package:NAME` for weights bundled "
+        "in an installed package.",
+    )
+    revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
+    max_length: int | None = Field(
+        default=None, ge=8, description="Tokens per scored input; default: model's."
+    )
+    trust_remote_code: bool = Field(default=False, description="Allow the model's own code from the hub.")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    dtype: Dtype = Field(
+        default="auto",
+        description="Compute precision. auto: bf16 where the hardware has it (CUDA, or CPUs with AMX or "
+        "AVX512-BF16), fp16 on other GPUs, else fp32. int8: dynamic quantization of the linear layers (CPU).",
+    )
+    max_batch_tokens: int | None = Field(default=None, ge=64, description="Overrides the server setting.")
+    long_documents: LongDocuments = Field(
+        default="chunk",
+        description="A document longer than the window: chunk (score windows, keep the best), "
+        "truncate_end, truncate_start, or error. Requests may ask otherwise.",
+    )
+    max_chunks_per_doc: int = Field(
+        default=10, ge=1, description="Windows scored per document when chunking."
+    )
+    overlap_tokens: int = Field(default=32, ge=0, description="Tokens shared by neighbouring windows.")
+
+    def availability(self) -> Availability:
+        return check_available(self)
+
+    def load_hint(self, error: BaseException) -> str:
+        return load_failure_hint(self, error)
+
+    def summary(self) -> SpecSummary:
+        return SpecSummary(
+            source=self.source,
+            max_length=self.max_length,
+            dtype=self.dtype,
+            max_batch_tokens=self.max_batch_tokens,
+        )
+
+
+class LlmRerankerSpec(TransformerSpec):
+    """A causal LM asked "yes" or "no" per document; unset prompt fields come from the `prompt` preset."""
+
+    prompt: str | None = Field(
+        default=None, description="Built-in prompt preset (" + " | ".join(PROMPT_PRESETS) + ")."
+    )
+    prompt_template: str | None = Field(
+        default=None,
+        description="The whole prompt with {query}, {document} and optionally {instruction} slots; "
+        "literal braces doubled.",
+    )
+    yes_token: str | None = Field(default=None, description="The answer meaning relevant.")
+    no_token: str | None = Field(default=None, description="The answer meaning not relevant.")
+    default_instruction: str | None = Field(
+        default=None, description="The instruction of requests that send none."
+    )
+
+    @model_validator(mode="after")
+    def _usable_prompt(self) -> LlmRerankerSpec:
+        try:
+            self.yes_no_prompt().check()
+        except ValueError as exc:
+            raise ValueError(f"model {self.name!r}: {exc}") from None
+        return self
+
+    def yes_no_prompt(self) -> YesNoPrompt:
+        """The preset, with the fields this entry sets replacing the preset's."""
+        name = self.prompt or DEFAULT_PROMPT
+        preset = PROMPT_PRESETS.get(name)
+        if preset is None:
+            raise ValueError(
+                f"unknown prompt preset {name!r}; built in: {', '.join(PROMPT_PRESETS)} (or set "
+                "prompt_template, yes_token and no_token for another model)"
+            )
+        return YesNoPrompt(
+            template=self.prompt_template if self.prompt_template is not None else preset.template,
+            yes_token=self.yes_token if self.yes_token is not None else preset.yes_token,
+            no_token=self.no_token if self.no_token is not None else preset.no_token,
+            default_instruction=(
+                self.default_instruction
+                if self.default_instruction is not None
+                else preset.default_instruction
+            ),
+        )
+
+
+class Bm25Spec(ModelSpec):
+    """BM25 over each request's own documents (bm25s); nothing to download."""
+
+    k1: float = Field(default=1.5, ge=0, description="Term-frequency saturation.")
+    b: float = Field(default=0.75, ge=0, le=1, description="Document-length normalisation.")
+
+    def availability(self) -> Availability:
+        if importlib.util.find_spec("bm25s") is None:
+            return Availability(False, "the bm25s package is not installed (pip install 'rerankd[bm25]')")
+        return Availability(True, "built in (bm25s)")

@@ -1,0 +1,87 @@
+"""What every entry of ``models:`` in the config has, whatever its kind, and what a kind adds to it.
+
+:class:`ModelSpec` holds the settings every model shares (its names, kind, fallbacks, preload, retry
+cap). Each kind of model (``rerankd.kinds``) subclasses it with its own settings, checks whether its
+files or service can be had (:meth:`ModelSpec.availability`, behind ``rerankd models``) and says which
+of its settings ``/v1/models`` shows (:meth:`ModelSpec.summary`). Unknown keys are errors: a typo
+fails at start-up, naming the key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rerankd.types import SpecSummary
+
+__all__ = ["MODEL_NAME", "Availability", "ModelSpec", "without_credentials"]
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Whether a model can be had without loading it, and where from (or why not)."""
+
+    loadable: bool
+    where: str
+
+
+def without_credentials(url: str | None) -> str | None:
+    """A URL without user:password, query or fragment (they may carry secrets)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class ModelSpec(BaseModel):
+    """One entry of ``models:``: the settings every kind shares. Kinds subclass it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="What clients send as `model`.")
+    kind: str = Field(description="The kind of model; each kind takes its own settings (see rerankd.kinds).")
+    aliases: tuple[str, ...] = Field(default=(), description="Other names clients may send for this model.")
+    preload: bool = Field(default=False, description="Load at start-up instead of on first use.")
+    max_retries: int = Field(default=3, ge=0, description="Cap on a request's `retries` for this model.")
+    fallbacks: tuple[str, ...] = Field(
+        default=(), description="Other model names tried in order when this one fails (after its retries)."
+    )
+
+    @field_validator("name", "aliases")
+    @classmethod
+    def _valid_names(cls, value: Any) -> Any:
+        for name in [value] if isinstance(value, str) else value:
+            if not MODEL_NAME.match(name):
+                raise ValueError(
+                    f"model name {name!r} must be 1-128 characters of letters, digits and ._:/@+-"
+                )
+        return value
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+    def availability(self) -> Availability:
+        """Whether the model can be had (files found, package installed), without loading it."""
+        return Availability(True, "built in")
+
+    def summary(self) -> SpecSummary:
+        return SpecSummary()
+
+    def load_hint(self, error: BaseException) -> str:
+        """What to do when loading failed (the message of ``error`` comes before it)."""
+        if isinstance(error, ImportError):
+            return "install the missing package named above and restart"
+        return "check this model's settings in the config file"
+
+    def described(self) -> str:
+        """How the load log line names where the model comes from."""
+        return self.summary().source or "built in"
