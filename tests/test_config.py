@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from rerankd.backends.specs import Bm25Spec
 from rerankd.config import ConfigError, load_settings
+from rerankd.upstream.spec import UpstreamSpec
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -79,6 +81,40 @@ def test_bad_configs_say_what_is_wrong(tmp_path: Path, text: str, fragment: str)
     with pytest.raises(ConfigError, match=None) as info:
         load_settings(write(tmp_path, text))
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ("{name: a, kind: bm25, prompt: qwen3}", "unknown setting `prompt` for kind bm25"),
+        ("{name: a, kind: bm25, max_length: 512}", "unknown setting `max_length` for kind bm25"),
+        ("{name: a, kind: cross-encoder, source: x, provider: cohere}", "unknown setting `provider`"),
+        ("{name: a, kind: upstream, provider: cohere, base_url: 'http://x', dtype: bf16}", "`dtype`"),
+        ("{name: a, kind: upstream, base_url: 'http://x'}", "needs a `provider`"),
+        ("{name: a, kind: upstream, provider: soap, base_url: 'http://x'}", "not one of cohere, jina"),
+        ("{name: a, kind: upstream, provider: cohere, base_url: 'x.com'}", "must start with http://"),
+        ("{name: a, kind: llm-reranker, source: x, prompt: nope}", "unknown prompt preset 'nope'"),
+        ("{name: a}", "needs a `kind`: one of cross-encoder, bi-encoder, llm-reranker, bm25, upstream"),
+    ],
+)
+def test_each_kind_takes_only_its_own_settings(tmp_path: Path, entry: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, f"models:\n  - {entry}\n"))
+    assert fragment in str(info.value)
+    assert "model 'a'" in str(info.value)
+
+
+def test_settings_of_each_kind_reach_its_model(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(
+            tmp_path,
+            "models:\n  - {name: a, kind: bm25, k1: 0.9, b: 0.4}\n"
+            "  - {name: u, kind: upstream, provider: jina, base_url: 'https://api.jina.ai', timeout: 3}\n",
+        )
+    )
+    bm25, upstream = settings.models
+    assert isinstance(bm25, Bm25Spec) and (bm25.k1, bm25.b) == (0.9, 0.4)
+    assert isinstance(upstream, UpstreamSpec) and upstream.timeout == 3
 
 
 def test_missing_file(tmp_path: Path) -> None:

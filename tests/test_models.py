@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,19 @@ async def test_failed_load_is_remembered_then_retried(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable):  # after it: a new attempt
         await pool.scorer("ce")
     assert entry.status == "failed"
+
+
+async def test_a_failed_load_is_logged_once_with_its_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json", encoding="utf-8")
+    pool = pool_of(
+        TransformerSpec(name="ce", kind="cross-encoder", source=str(tmp_path / "broken"), preload=True)
+    )
+    with caplog.at_level(logging.ERROR, logger="rerankd.models"):
+        await pool.preload()
+    [record] = [r for r in caplog.records if r.name == "rerankd.models"]
+    assert record.getMessage().startswith("model 'ce' cannot be loaded from")
+    assert record.exc_info is not None  # the whole traceback, not only the first line
+    assert "Traceback" in caplog.text

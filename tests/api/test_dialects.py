@@ -12,7 +12,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from rerankd.app import create_app
-from rerankd.config import load_settings
+from rerankd.config import ConfigError, load_settings
 
 QUERY = "What is the capital of the United States?"
 DOCUMENTS = [
@@ -171,6 +171,17 @@ def test_tei_raw_scores_and_truncate(client: TestClient) -> None:
         assert len(post(client, "/tei/rerank", body)) == 1
 
 
+def test_tei_honours_top_n_and_top_k_when_sent(client: TestClient) -> None:
+    """litellm's huggingface/ provider sends top_n to /rerank; plain TEI clients send neither."""
+    every = post(client, "/rerank", {"query": QUERY, "texts": DOCUMENTS})
+    assert len(every) == 3
+    for field in ("top_n", "top_k"):
+        for path in ("/rerank", "/tei/rerank"):
+            best = post(client, path, {"query": QUERY, "texts": DOCUMENTS, field: 2})
+            assert [r["index"] for r in best] == [r["index"] for r in every[:2]]
+    assert len(post(client, "/rerank", {"query": QUERY, "texts": DOCUMENTS, "top_n": 0})) == 3
+
+
 def test_tei_errors_and_info(client: TestClient) -> None:
     data = post(client, "/rerank", {"query": "", "texts": DOCUMENTS}, status=422)
     assert set(data) == {"error", "error_type"} and data["error_type"] == "Validation"
@@ -242,6 +253,39 @@ def test_v1_dialect_setting_picks_the_bare_v1_format(tmp_path: Path, tiny_bert: 
         assert set(data) == {"model", "usage", "results"} and "document" in data["results"][0]
         seed = post(jina_client, "/seed/v1/rerank", {"model": "tiny", "query": QUERY, "documents": DOCUMENTS})
         assert "metadata" in seed
+
+
+def test_unknown_v1_dialect_stops_the_server_listing_the_others(tmp_path: Path, tiny_bert: Path) -> None:
+    with pytest.raises(ConfigError, match="v1_dialect 'soap' is not a dialect; choose one of seed, cohere"):
+        make_client(tmp_path, tiny_bert, v1_dialect="soap")
+
+
+@pytest.mark.parametrize(
+    ("path", "meant", "base", "shape"),
+    [
+        ("/cohere/v1/v1/rerank", "/cohere/v1/rerank", "/cohere", "message"),
+        ("/v1/v1/rerank", "/v1/rerank", "", "error"),
+        ("/jina/v1/v1/rerank", "/jina/v1/rerank", "/jina", "detail"),
+        ("/cohere/v2/v2/rerank", "/cohere/v2/rerank", "/cohere", "message"),
+    ],
+)
+def test_a_doubled_version_gets_the_path_meant_and_the_base_url_to_set(
+    client: TestClient, path: str, meant: str, base: str, shape: str
+) -> None:
+    """A client whose base URL already ends in /v1 posts to .../v1/v1/rerank."""
+    response = client.post(path, json={"model": "tiny", "query": QUERY, "documents": DOCUMENTS})
+    assert response.status_code == 404
+    data = response.json()
+    assert shape in data  # in the shape of the dialect the client speaks
+    message = str(data[shape] if shape != "error" else data["error"]["message"])
+    assert f"did you mean {meant}?" in message
+    assert f"set the base URL to http://testserver{base} instead" in message
+
+
+def test_an_unknown_path_is_a_plain_404(client: TestClient) -> None:
+    response = client.post("/v9/nothing", json={})
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "no route POST /v9/nothing; see /docs for the API"
 
 
 def test_openapi_documents_every_dialect(client: TestClient) -> None:

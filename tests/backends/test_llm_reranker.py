@@ -24,7 +24,9 @@ from rerankd.app import create_app
 from rerankd.backends.base import Encoded
 from rerankd.backends.cross_encoder import CrossEncoderBackend
 from rerankd.backends.llm_reranker import MIN_SHARED_PREFIX, LlmRerankerBackend, shared_prefix_length
-from rerankd.config import ConfigError, ModelSpec, load_settings
+from rerankd.backends.specs import LlmRerankerSpec, TransformerSpec
+from rerankd.config import ConfigError, load_settings
+from rerankd.kinds import model_spec
 from rerankd.errors import InvalidRequest
 from rerankd.types import LongDocuments, ScoreOptions
 
@@ -53,7 +55,7 @@ LONG_DOCUMENT = " ".join(f"The boundary layer {i} separates from the wing." for 
 
 def load(path: Path, **fields: Any) -> LlmRerankerBackend:
     return LlmRerankerBackend.load(
-        ModelSpec(
+        LlmRerankerSpec(
             name="m", kind="llm-reranker", source=str(path), device="cpu", **{"dtype": "fp32", **fields}
         )
     )
@@ -305,8 +307,8 @@ def test_prompt_config_errors_are_clear(tmp_path: Path, fields: dict[str, Any], 
 
 
 def test_prompt_fields_belong_to_llm_rerankers_only() -> None:
-    with pytest.raises(ValueError, match="yes_token is only for kind llm-reranker"):
-        ModelSpec(name="m", kind="cross-encoder", source="/x", yes_token="yes")
+    with pytest.raises(ValueError, match="unknown setting `yes_token` for kind cross-encoder"):
+        model_spec({"name": "m", "kind": "cross-encoder", "source": "/x", "yes_token": "yes"})
 
 
 # -- sequence-classification conversions -----------------------------------------------------------
@@ -326,7 +328,7 @@ def test_the_cross_encoder_serves_a_conversion_given_the_prompt(
 ) -> None:
     """As the conversions' model cards do: the client puts the prompt around query and document."""
     cross_encoder = CrossEncoderBackend.load(
-        ModelSpec(name="m", kind="cross-encoder", source=str(tiny_qwen3_seq_cls), device="cpu", dtype="fp32")
+        TransformerSpec(name="m", kind="cross-encoder", source=str(tiny_qwen3_seq_cls), device="cpu", dtype="fp32")
     )
     query = f"{PREFIX}<Instruct>: {DEFAULT_INSTRUCTION}\n<Query>: {QUERY}\n"
     documents = [f"<Document>: {document}{SUFFIX}" for document in DOCUMENTS]

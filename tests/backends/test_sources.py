@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from rerankd.backends.sources import check_available, load_failure_hint, resolve_source
-from rerankd.config import ModelSpec
+from rerankd.backends.specs import Bm25Spec, TransformerSpec
 
 
-def spec(source: str, kind: str = "cross-encoder") -> ModelSpec:
-    return ModelSpec(name="m", kind=kind, source=source)  # type: ignore[arg-type]
+def spec(source: str, kind: str = "cross-encoder") -> TransformerSpec:
+    return TransformerSpec(name="m", kind=kind, source=source)
 
 
 def test_bundled_package_source_resolves_to_its_model_folder() -> None:
@@ -48,4 +48,4 @@ def test_missing_package_hint_replaces_the_source_hint() -> None:
 
 
 def test_bm25_needs_no_source() -> None:
-    assert check_available(ModelSpec(name="b", kind="bm25")).loadable
+    assert Bm25Spec(name="b", kind="bm25").availability().loadable
