@@ -22,21 +22,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rerankd_support import cranfield
+from rerankd_support.bench.options import csv_list
+from rerankd_support.bench.servers import ensure_model
+from rerankd_support.paths import BENCH_CACHE
 
-import bench_server as bs
-import cranfield
-
-from rerankd.backends import load_backend
 from rerankd.backends.base import BatchedBackend, Encoded
+from rerankd.backends.specs import TransformerSpec
 from rerankd.batching import pack, padded_tokens
-from rerankd.config import ModelSpec
+from rerankd.kinds import load_model
 from rerankd.scheduler import measure_batch_overhead
 from rerankd.types import ScoreOptions
 
@@ -95,11 +94,13 @@ def time_strategy(backend: BatchedBackend, work: list[list[Encoded]], packer: Pa
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=bs._csv(str), default=["minilm-l6", "bert-base"])
+    parser.add_argument("--models", type=csv_list(str), default=["minilm-l6", "bert-base"])
     parser.add_argument("--docs", type=int, default=20, help="documents per request [20]")
-    parser.add_argument("--windows", type=bs._csv(int), default=[1, 8], help="requests packed together [1,8]")
     parser.add_argument(
-        "--budgets", type=bs._csv(int), default=[4096, 8192], help="max_batch_tokens [4096,8192]"
+        "--windows", type=csv_list(int), default=[1, 8], help="requests packed together [1,8]"
+    )
+    parser.add_argument(
+        "--budgets", type=csv_list(int), default=[4096, 8192], help="max_batch_tokens [4096,8192]"
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating rounds; each strategy keeps its best [3]"
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--default-budget", type=int, default=8192, help="the ratios' baseline budget")
     parser.add_argument("--requests", type=int, default=8, help="requests per measurement (minilm-l6) [8]")
     parser.add_argument("--bert-base-requests", type=int, default=8, help="[8]")
-    parser.add_argument("--cache", type=Path, default=Path(".cache/bench-models"))
+    parser.add_argument("--cache", type=Path, default=BENCH_CACHE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write results.md and results.json here")
     cranfield.add_argument(parser)
@@ -116,19 +117,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = cranfield.load(args.cranfield)
     rows: list[dict[str, Any]] = []
     for model in args.models:
-        folder = bs.ensure_model(model, args.cache, args.seed)
-        spec = ModelSpec(name=model, kind="cross-encoder", source=str(folder), device="cpu")
-        backend = load_backend(spec)
+        folder = ensure_model(model, args.cache, args.seed)
+        spec = TransformerSpec(name=model, kind="cross-encoder", source=str(folder), device="cpu")
+        backend = load_model(spec)
         assert isinstance(backend, BatchedBackend)
         backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
         overhead = measure_batch_overhead(backend)
         print(f"{model}: a forward pass costs {overhead:.0f} tokens beyond its own", flush=True)
         count = args.bert_base_requests if model == "bert-base" else args.requests
         requests = cranfield.make_requests(args.docs, count, args.seed, data=data)
-        strategies: dict[str, Packer] = {
-            "greedy": greedy,
-            "dp": lambda lengths, budget, rows_, o=overhead: pack(lengths, budget, rows_, o),
-        }
+
+        def dp(lengths: Sequence[int], budget: int, rows_: int, o: float = overhead) -> list[list[int]]:
+            return pack(lengths, budget, rows_, o)
+
+        strategies: dict[str, Packer] = {"greedy": greedy, "dp": dp}
         for per_window in args.windows:
             work = windows(backend, requests, per_window)
             for budget in args.budgets:

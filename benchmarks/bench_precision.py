@@ -14,22 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from rerankd_support import cranfield
+from rerankd_support.models import bundled_minilm_path, make_cross_encoder
+from rerankd_support.paths import BENCH_CACHE
 from scipy.stats import spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import cranfield
-
-from rerankd.backends import load_backend
+from rerankd.backends.specs import TransformerSpec
 from rerankd.backends.torch_runtime import cpu_flags, native_bf16
 from rerankd.batching import pack
-from rerankd.config import ModelSpec
-from rerankd.synthetic import bundled_minilm_path, make_cross_encoder
+from rerankd.kinds import load_model
 from rerankd.types import ScoreOptions
 
 
@@ -70,7 +67,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=8, help="Cranfield queries (50 documents each)")
     parser.add_argument("--precisions", default="fp32,bf16,int8", help="fp32 first: the reference")
     parser.add_argument("--budget", type=int, default=8192, help="padded tokens per forward pass")
-    parser.add_argument("--cache", type=Path, default=cranfield.REPO / ".cache" / "bench-models")
+    parser.add_argument("--cache", type=Path, default=BENCH_CACHE)
     cranfield.add_argument(parser)
     args = parser.parse_args()
 
@@ -80,10 +77,10 @@ def main() -> None:
     if not (generated / "config.json").is_file():
         make_cross_encoder(generated, arch="minilm-l6", tokenizer_from=minilm)
     models = [
-        ModelSpec(
+        TransformerSpec(
             name="all-minilm-l6-v2.real.bi-encoder", kind="bi-encoder", source=str(minilm), device="cpu"
         ),
-        ModelSpec(
+        TransformerSpec(
             name="minilm-l6.generated.cross-encoder",
             kind="cross-encoder",
             source=str(generated),
@@ -103,7 +100,7 @@ def main() -> None:
         fp32_rate = 0.0
         for precision in args.precisions.split(","):
             spec = base.model_copy(update={"dtype": precision})
-            backend = load_backend(spec)
+            backend = load_model(spec)
             score_all(backend, requests[:1], args.budget)  # warm-up
             scores, seconds = score_all(backend, requests, args.budget)
             pairs = sum(len(r["documents"]) for r in requests)

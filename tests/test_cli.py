@@ -10,18 +10,19 @@ from typing import Any
 
 import pytest
 import yaml
+from rerankd_support.harness import free_port
 
-from tests.conftest import free_port
 
-
-def rerankd(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RERANKD_")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+def rerankd(
+    *args: str, cwd: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("RERANKD_")}
+    clean.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "rerankd", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=clean,
         cwd=cwd,
         timeout=timeout,
     )
@@ -94,6 +95,36 @@ def test_models_lists_which_models_can_be_loaded(tmp_path: Path, tiny_bert: Path
     assert " no " in rows["absent"] and str(missing) in rows["absent"]
     header = result.stdout.splitlines()[0]
     assert "LOADABLE" in header
+
+
+def test_models_lists_upstreams_with_provider_url_and_key_variable(tmp_path: Path) -> None:
+    upstream = {"kind": "upstream", "provider": "cohere", "base_url": "https://user:pw@api.example.com/x"}
+    config = write_config(
+        tmp_path / "config.yaml",
+        {
+            "models": [
+                {"name": "keyed", **upstream, "api_key_env": "RERANKD_TEST_SET_KEY"},
+                {"name": "unkeyed", **upstream, "api_key_env": "RERANKD_TEST_UNSET_KEY"},
+                {"name": "open", **upstream, "provider": "rerankd"},
+            ]
+        },
+    )
+    env = {"RERANKD_TEST_SET_KEY": "sk-secret-value"}
+    for args in (("models",), ("models", "--load")):
+        result = rerankd(*args, "--config", str(config), env=env)
+        assert "Traceback" not in result.stderr, result.stderr
+        rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
+        assert rows["keyed"].split()[1:3] == ["upstream", "yes"]
+        assert "cohere API at https://api.example.com/x" in rows["keyed"]
+        assert "$RERANKD_TEST_SET_KEY (set)" in rows["keyed"]
+        assert (
+            rows["unkeyed"].split()[2] == "no"
+            and "$RERANKD_TEST_UNSET_KEY, which is NOT set" in rows["unkeyed"]
+        )
+        assert "rerankd API at https://api.example.com/x, no key" in rows["open"]
+        assert "sk-secret-value" not in result.stdout and "pw@" not in result.stdout
+    assert rerankd("models", "--config", str(config), env=env).returncode == 0
+    assert rerankd("models", "--load", "--config", str(config), env=env).returncode == 1  # a key is missing
 
 
 # -- config errors stop `serve` with exit status 2 ----------------------------------------------

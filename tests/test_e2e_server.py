@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,16 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.conftest import SEEDS, ServerProcess, free_port
+from rerankd_support.harness import Server, rerankd_server
+from rerankd_support.paths import SHARED
 
 pytestmark = pytest.mark.slow
 
+SEEDS = SHARED / "seeds"
 SEED_MODEL_NAMES = ("jina-reranker-v2-base-multilingual", "rerank-multilingual-v3.0")
 SECRET = "sk-e2e-0123456789-very-secret"
 TIMEOUT = httpx.Timeout(30.0)
 
-StartServer = Callable[..., ServerProcess]
+StartServer = Callable[..., Server]
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -89,7 +88,7 @@ def assert_json_error(response: httpx.Response) -> dict[str, Any]:
     return error
 
 
-def assert_still_serving(server: ServerProcess, model: str = "bm25") -> None:
+def assert_still_serving(server: Server, model: str = "bm25") -> None:
     assert server.alive, server.log()[-3000:]
     assert httpx.get(f"{server.url}/health", timeout=TIMEOUT).status_code == 200
     response = post(server.url, {"model": model, "query": "capital city", "documents": ["the capital city"]})
@@ -100,7 +99,7 @@ def assert_still_serving(server: ServerProcess, model: str = "bm25") -> None:
 
 
 @pytest.fixture(scope="module")
-def seed_server(start_server: StartServer, minilm_path: Path) -> ServerProcess:
+def seed_server(start_server: StartServer, minilm_path: Path) -> Server:
     """A user's config: their clients' model names mapped onto the bundled all-MiniLM-L6-v2."""
     return start_server(
         {
@@ -119,7 +118,7 @@ def seed_server(start_server: StartServer, minilm_path: Path) -> ServerProcess:
 
 
 @pytest.fixture(scope="module")
-def auth_server(start_server: StartServer) -> ServerProcess:
+def auth_server(start_server: StartServer) -> Server:
     # Debug logging: the key must stay out of the log even at the most verbose level.
     return start_server(
         {"api_keys": [SECRET], "log_level": "debug", "models": [{"name": "bm25", "kind": "bm25"}]}
@@ -127,7 +126,7 @@ def auth_server(start_server: StartServer) -> ServerProcess:
 
 
 @pytest.fixture(scope="module")
-def overload_server(start_server: StartServer, tiny_bert: Path) -> ServerProcess:
+def overload_server(start_server: StartServer, tiny_bert: Path) -> Server:
     return start_server(
         {
             "max_queue_pairs": 8,
@@ -149,7 +148,7 @@ def test_seed_files_hold_the_example_requests() -> None:
 
 
 @pytest.mark.parametrize("request_body", seed_requests(), ids=lambda body: f"{body['model']}-{body['query']}")
-def test_seed_example_request_verbatim(seed_server: ServerProcess, request_body: dict[str, Any]) -> None:
+def test_seed_example_request_verbatim(seed_server: Server, request_body: dict[str, Any]) -> None:
     headers = {"Accept": "application/json", "Authorization": "Bearer sk-any"}
     response = post(seed_server.url, request_body, headers)
     assert response.status_code == 200, response.text
@@ -160,7 +159,7 @@ def test_seed_example_request_verbatim(seed_server: ServerProcess, request_body:
         assert data["results"][0]["index"] == 2, data["results"]
 
 
-def test_seed_chinese_query_with_chinese_documents(seed_server: ServerProcess) -> None:
+def test_seed_chinese_query_with_chinese_documents(seed_server: Server) -> None:
     body = {
         "model": "rerank-multilingual-v3.0",
         "query": "美国首都是哪里?",
@@ -219,7 +218,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int | set[int]]] = [
     ("request_kwargs", "expected"), [case[1:] for case in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS]
 )
 def test_bad_input_gets_a_json_4xx_and_the_server_lives(
-    seed_server: ServerProcess, request_kwargs: dict[str, Any], expected: int | set[int]
+    seed_server: Server, request_kwargs: dict[str, Any], expected: int | set[int]
 ) -> None:
     response = httpx.post(f"{seed_server.url}/v1/rerank", timeout=TIMEOUT, **request_kwargs)
     assert_json_error(response)
@@ -227,14 +226,14 @@ def test_bad_input_gets_a_json_4xx_and_the_server_lives(
     assert_still_serving(seed_server)
 
 
-def test_huge_top_n_returns_every_document(seed_server: ServerProcess) -> None:
+def test_huge_top_n_returns_every_document(seed_server: Server) -> None:
     documents = ["the capital", "a city", "a river", "the capital of a state"]
     response = post(seed_server.url, {**GOOD, "documents": documents, "top_n": 10**12})
     assert response.status_code == 200, response.text
     assert sorted(result["index"] for result in response.json()["results"]) == [0, 1, 2, 3]
 
 
-def test_unknown_model_error_lists_the_models(seed_server: ServerProcess) -> None:
+def test_unknown_model_error_lists_the_models(seed_server: Server) -> None:
     error = assert_json_error(post(seed_server.url, {**GOOD, "model": "gpt-reranker"}))
     assert "all-minilm-l6-v2" in error["message"] and "bm25" in error["message"]
 
@@ -242,7 +241,7 @@ def test_unknown_model_error_lists_the_models(seed_server: ServerProcess) -> Non
 # -- (c) auth ------------------------------------------------------------------------------------
 
 
-def test_auth(auth_server: ServerProcess) -> None:
+def test_auth(auth_server: Server) -> None:
     url = auth_server.url
     for headers in ({}, {"Authorization": "Bearer sk-wrong-key"}, {"Authorization": SECRET}):
         response = post(url, GOOD, headers)
@@ -275,7 +274,7 @@ async def _fire(url: str, count: int, documents: list[str]) -> list[httpx.Respon
         return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), timeout=90)
 
 
-def test_overload_gets_429_with_retry_after(overload_server: ServerProcess) -> None:
+def test_overload_gets_429_with_retry_after(overload_server: Server) -> None:
     documents = [f"document {i}: " + "the capital city of a state in the union " * 12 for i in range(6)]
     responses = asyncio.run(_fire(overload_server.url, 40, documents))
     statuses = [response.status_code for response in responses]
@@ -294,59 +293,22 @@ def test_overload_gets_429_with_retry_after(overload_server: ServerProcess) -> N
 # -- (e) the built-in default config -------------------------------------------------------------
 
 
-class DefaultServer:
-    """`python -m rerankd serve --port P` with no --config: the packaged default configuration."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "default-server.log"
-        env = {key: value for key, value in os.environ.items() if not key.startswith("RERANKD_")}
-        # An empty Hugging Face cache, offline: the hub cross-encoders cannot be found.
-        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(workdir / "hf-home"))
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rerankd", "serve", "--port", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=workdir,
-            )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"rerankd exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"rerankd did not become healthy in {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture(scope="module")
-def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefaultServer]:
-    server = DefaultServer(tmp_path_factory.mktemp("default-server"))
-    try:
-        server.wait_ready()
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`python -m rerankd serve --port P` with no --config: the packaged default configuration."""
+    workdir = tmp_path_factory.mktemp("default-server")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("RERANKD_")}
+    server = rerankd_server(
+        None,
+        workdir,
+        name="default-server",
+        base_env=environment,
+        # An empty Hugging Face cache, offline: the hub cross-encoders cannot be found.
+        env={"HF_HOME": str(workdir / "hf-home")},
+        cwd=workdir,
+    )
+    with server:
         yield server
-    finally:
-        server.stop()
 
 
 def _model_cards(url: str) -> dict[str, dict[str, Any]]:
@@ -355,13 +317,13 @@ def _model_cards(url: str) -> dict[str, dict[str, Any]]:
     return {card["id"]: card for card in response.json()["data"]}
 
 
-def test_default_config_lists_the_offline_models_ready_at_start(default_server: DefaultServer) -> None:
+def test_default_config_lists_the_offline_models_ready_at_start(default_server: Server) -> None:
     cards = _model_cards(default_server.url)
     assert cards["bm25"]["status"] == "ready"
     assert cards["all-minilm-l6-v2"]["status"] == "ready"
 
 
-def test_default_config_serves_bm25_and_minilm(default_server: DefaultServer) -> None:
+def test_default_config_serves_bm25_and_minilm(default_server: Server) -> None:
     cards = _model_cards(default_server.url)
     assert {"bm25", "all-minilm-l6-v2", "bge-reranker-v2-m3"} <= set(cards)
     assert cards["all-minilm-l6-v2"]["status"] == "ready"
@@ -379,7 +341,7 @@ def test_default_config_serves_bm25_and_minilm(default_server: DefaultServer) ->
     assert cards["bm25"]["status"] == "ready"
 
 
-def test_default_config_hub_model_offline_is_a_quick_503(default_server: DefaultServer) -> None:
+def test_default_config_hub_model_offline_is_a_quick_503(default_server: Server) -> None:
     began = time.monotonic()
     response = post(default_server.url, {"model": "bge-reranker-v2-m3", "query": "q", "documents": ["d"]})
     assert time.monotonic() - began < 30
@@ -393,4 +355,4 @@ def test_default_config_hub_model_offline_is_a_quick_503(default_server: Default
     cards = _model_cards(default_server.url)
     assert cards["bge-reranker-v2-m3"]["status"] == "failed"
     assert cards["bge-reranker-v2-m3"]["error"] == message
-    assert default_server.proc.poll() is None
+    assert default_server.alive  # still running

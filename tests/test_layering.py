@@ -26,7 +26,14 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "rerankd.service": ("fastapi", "starlette", "torch", "rerankd.api"),
     "rerankd.models": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service"),
-    "rerankd.scheduler": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service", "rerankd.models"),
+    "rerankd.scheduler": (
+        "fastapi",
+        "starlette",
+        "torch",
+        "rerankd.api",
+        "rerankd.service",
+        "rerankd.models",
+    ),
     "rerankd.batching": ("torch", "fastapi", "rerankd"),
     "rerankd.backends": (
         "fastapi",

@@ -11,12 +11,12 @@ import pytest
 from rerankd import models as models_module
 from rerankd.backends.specs import Bm25Spec, TransformerSpec
 from rerankd.config import Settings
-from rerankd.kinds import ModelKind
-from rerankd.spec import ModelSpec
 from rerankd.errors import ModelNotFound, ModelUnavailable
+from rerankd.kinds import ModelKind
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
 from rerankd.scheduler import BatchingScorer, DirectScorer
+from rerankd.spec import ModelSpec
 
 
 def pool_of(*specs: ModelSpec, **settings: float) -> ModelPool:
@@ -59,7 +59,9 @@ async def test_concurrent_first_requests_share_one_load(
 
 async def test_failed_load_is_remembered_then_retried(tmp_path: Path) -> None:
     missing = tmp_path / "not-yet"
-    pool = pool_of(TransformerSpec(name="ce", kind="cross-encoder", source=str(missing)), load_retry_seconds=3600)
+    pool = pool_of(
+        TransformerSpec(name="ce", kind="cross-encoder", source=str(missing)), load_retry_seconds=3600
+    )
     with pytest.raises(ModelUnavailable, match="To fix: check that") as info:
         await pool.scorer("ce")
     assert str(missing) in info.value.message

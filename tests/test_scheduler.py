@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from rerankd.backends.base import Encoded, Prepared
 from rerankd.errors import ModelUnavailable, Overloaded, TransientFailure
 from rerankd.scheduler import BatchingScorer, measure_batch_overhead
-from rerankd.types import BatchStats, ScoreOptions
+from rerankd.types import Activation, BatchStats, ScoreOptions, ScoreResult
 
 OPTIONS = ScoreOptions()
 
@@ -20,8 +19,10 @@ OPTIONS = ScoreOptions()
 class ScriptedBackend:
     """Inputs are the documents' words; the score of a document is its number of tokens."""
 
-    activation = "identity"
+    activation: Activation = "identity"
     max_length = 512
+    precision = "fp32"
+    batch_tokens = 4096
 
     def __init__(self) -> None:
         self.gate = threading.Event()
@@ -52,13 +53,13 @@ def make_scorer(backend: ScriptedBackend, **limits: int) -> tuple[BatchingScorer
     return BatchingScorer("m", backend, observer=stats.append, **settings), stats
 
 
-async def wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
 
 
-async def block_worker(scorer: BatchingScorer, backend: ScriptedBackend) -> asyncio.Task:  # type: ignore[type-arg]
+async def block_worker(scorer: BatchingScorer, backend: ScriptedBackend) -> asyncio.Task[ScoreResult]:
     """Occupy the worker with a one-document request held inside forward()."""
     backend.gate.clear()
     backend.in_forward.clear()
@@ -189,20 +190,32 @@ async def test_queue_bounded_by_estimated_wait() -> None:
     await scorer.close()
 
 
-class TimedBackend(ScriptedBackend):
-    """A pass takes ``fixed`` seconds plus ``per_token`` seconds per token."""
+class FakeClock:
+    """A clock that moves only when told to."""
 
-    def __init__(self, fixed: float, per_token: float) -> None:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TimedBackend(ScriptedBackend):
+    """A pass takes ``fixed`` seconds plus ``per_token`` seconds per token, on ``clock``."""
+
+    def __init__(self, fixed: float, per_token: float, clock: FakeClock) -> None:
         super().__init__()
-        self.fixed, self.per_token = fixed, per_token
+        self.fixed, self.per_token, self.clock = fixed, per_token, clock
 
     def forward(self, inputs: Sequence[Encoded]) -> list[float]:
-        time.sleep(self.fixed + self.per_token * sum(map(len, inputs)))
+        self.clock.now += self.fixed + self.per_token * sum(map(len, inputs))
         return [0.0] * len(inputs)
 
 
 def test_batch_overhead_is_measured_in_tokens() -> None:
     # 20 ms fixed and 0.5 ms per token: a pass costs as much as 40 more tokens.
-    overhead = measure_batch_overhead(TimedBackend(fixed=0.02, per_token=0.0005))
-    assert 30 <= overhead <= 50
-    assert measure_batch_overhead(TimedBackend(fixed=0.0, per_token=0.001)) < 8
+    clock = FakeClock()
+    overhead = measure_batch_overhead(TimedBackend(fixed=0.02, per_token=0.0005, clock=clock), clock=clock)
+    assert overhead == pytest.approx(40)
+    no_fixed_cost = TimedBackend(fixed=0.0, per_token=0.001, clock=clock)
+    assert measure_batch_overhead(no_fixed_cost, clock=clock) == pytest.approx(0, abs=1e-6)

@@ -47,13 +47,15 @@ WINDOW_BUDGETS = 4
 BatchObserver = Callable[[BatchStats], None]
 
 
-def measure_batch_overhead(backend: BatchedBackend, repeats: int = 3) -> float:
+def measure_batch_overhead(
+    backend: BatchedBackend, repeats: int = 3, clock: Callable[[], float] = time.perf_counter
+) -> float:
     """The fixed cost of one forward pass, in tokens' worth of compute, measured on this device.
 
-    Times a pass over one short input and one over four longer inputs (best of ``repeats`` each), fits
-    ``seconds = fixed + per_token * tokens`` and returns ``fixed / per_token``. Packing uses it to trade
-    padding against the number of passes. Falls back to the default when timing noise makes the fit
-    meaningless.
+    Times a pass over one short input and one over four longer inputs (best of ``repeats`` each, read
+    from ``clock``), fits ``seconds = fixed + per_token * tokens`` and returns ``fixed / per_token``.
+    Packing uses it to trade padding against the number of passes. Falls back to the default when timing
+    noise makes the fit meaningless.
     """
     short = backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs[:1]
     document = " ".join(["the warm up document"] * 12)
@@ -62,9 +64,9 @@ def measure_batch_overhead(backend: BatchedBackend, repeats: int = 3) -> float:
     def best(inputs: list[Encoded]) -> float:
         times = []
         for _ in range(repeats):
-            began = time.perf_counter()
+            began = clock()
             backend.forward(inputs)
-            times.append(time.perf_counter() - began)
+            times.append(clock() - began)
         return min(times)
 
     short_tokens, long_tokens = sum(map(len, short)), sum(map(len, long))

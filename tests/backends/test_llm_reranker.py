@@ -26,8 +26,8 @@ from rerankd.backends.cross_encoder import CrossEncoderBackend
 from rerankd.backends.llm_reranker import MIN_SHARED_PREFIX, LlmRerankerBackend, shared_prefix_length
 from rerankd.backends.specs import LlmRerankerSpec, TransformerSpec
 from rerankd.config import ConfigError, load_settings
-from rerankd.kinds import model_spec
 from rerankd.errors import InvalidRequest
+from rerankd.kinds import model_spec
 from rerankd.types import LongDocuments, ScoreOptions
 
 from .scoring import score_batched, sigmoid
@@ -328,7 +328,9 @@ def test_the_cross_encoder_serves_a_conversion_given_the_prompt(
 ) -> None:
     """As the conversions' model cards do: the client puts the prompt around query and document."""
     cross_encoder = CrossEncoderBackend.load(
-        TransformerSpec(name="m", kind="cross-encoder", source=str(tiny_qwen3_seq_cls), device="cpu", dtype="fp32")
+        TransformerSpec(
+            name="m", kind="cross-encoder", source=str(tiny_qwen3_seq_cls), device="cpu", dtype="fp32"
+        )
     )
     query = f"{PREFIX}<Instruct>: {DEFAULT_INSTRUCTION}\n<Query>: {QUERY}\n"
     documents = [f"<Document>: {document}{SUFFIX}" for document in DOCUMENTS]

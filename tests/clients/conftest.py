@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
+from rerankd_support.harness import Server
 
 from tests.clients.venvs import BUILD_TIMEOUT, GROUPS, VenvBuildError, ensure_venv
-from tests.conftest import ServerProcess
 
 API_KEY = "sk-test"
 MODEL = "all-minilm-l6-v2"
@@ -110,6 +110,7 @@ def server_config(minilm_path: Path, **settings: Any) -> dict[str, Any]:
         "name": MODEL,
         "kind": "bi-encoder",
         "source": str(minilm_path),
+        "dtype": "fp32",  # scores are compared with the server's own at 1e-5, whatever the batches
         "preload": True,
         "aliases": list(ALIASES),
     }
@@ -117,13 +118,13 @@ def server_config(minilm_path: Path, **settings: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def rerankd_server(start_server: Callable[..., ServerProcess], minilm_path: Path) -> ServerProcess:
+def rerankd_server(start_server: Callable[..., Server], minilm_path: Path) -> Server:
     """The server all client tests share (default settings: bare /v1/rerank speaks the seed format)."""
     return start_server(server_config(minilm_path))
 
 
 @pytest.fixture(scope="session")
-def cohere_v1_server(start_server: Callable[..., ServerProcess], minilm_path: Path) -> ServerProcess:
+def cohere_v1_server(start_server: Callable[..., Server], minilm_path: Path) -> Server:
     """A server with ``v1_dialect: cohere``: bare /v1/rerank answers in Cohere v1 format."""
     return start_server(server_config(minilm_path, v1_dialect="cohere"))
 
@@ -137,7 +138,7 @@ class Reference:
 
 
 @pytest.fixture(scope="session")
-def reference(rerankd_server: ServerProcess) -> Reference:
+def reference(rerankd_server: Server) -> Reference:
     response = httpx.post(
         f"{rerankd_server.url}/seed/v1/rerank",
         json={"model": MODEL, "query": QUERY, "documents": list(DOCUMENTS), "top_n": None},
@@ -241,7 +242,7 @@ _script_numbers = itertools.count()
 def run_client(
     request: pytest.FixtureRequest,
     client_venvs: ClientVenvs,
-    rerankd_server: ServerProcess,
+    rerankd_server: Server,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Callable[..., ClientRun]:
     """``run_client(script, args=..., base_url=..., server=...)``: run ``script`` in the test's venv group.
@@ -260,7 +261,7 @@ def run_client(
         *,
         args: Sequence[str] = (),
         base_url: str | None = None,
-        server: ServerProcess | None = None,
+        server: Server | None = None,
         timeout: float = CLIENT_TIMEOUT,
     ) -> ClientRun:
         python = client_venvs.python(group)

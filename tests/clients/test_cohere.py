@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from rerankd_support.harness import Server
 
 from tests.clients.conftest import CLIENT_TEST_TIMEOUT, ClientRun, Reference, assert_ranking
-from tests.conftest import ServerProcess
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(CLIENT_TEST_TIMEOUT)]
 
@@ -63,7 +63,7 @@ def test_client_v2(run_client: RunClient, reference: Reference) -> None:
 
 @pytest.mark.parametrize((), BOTH_MAJORS)
 def test_client_v1_on_cohere_prefix(
-    run_client: RunClient, rerankd_server: ServerProcess, reference: Reference
+    run_client: RunClient, rerankd_server: Server, reference: Reference
 ) -> None:
     run = run_client(CLIENT_V1, base_url=f"{rerankd_server.url}/cohere")
     run.assert_posted("/cohere/v1/rerank")
@@ -73,7 +73,7 @@ def test_client_v1_on_cohere_prefix(
 
 @pytest.mark.client_venv("main")
 def test_cohere7_client_v1_with_v1_dialect_cohere(
-    run_client: RunClient, cohere_v1_server: ServerProcess, reference: Reference
+    run_client: RunClient, cohere_v1_server: Server, reference: Reference
 ) -> None:
     run = run_client(CLIENT_V1, server=cohere_v1_server)
     run.assert_posted("/v1/rerank")
@@ -90,7 +90,7 @@ def test_cohere7_client_v1_on_bare_v1_default_settings(run_client: RunClient, re
 
 @pytest.mark.client_venv("cohere5_legacy")
 def test_cohere5_legacy_client_on_cohere_v1_prefix(
-    run_client: RunClient, rerankd_server: ServerProcess, reference: Reference
+    run_client: RunClient, rerankd_server: Server, reference: Reference
 ) -> None:
     # cohere 5.0-5.6 post <base_url>/rerank; their default base URL ends in /v1.
     run = run_client(CLIENT_V1, base_url=f"{rerankd_server.url}/cohere/v1")
@@ -101,7 +101,7 @@ def test_cohere5_legacy_client_on_cohere_v1_prefix(
 
 @pytest.mark.client_venv("cohere5_legacy")
 def test_cohere5_legacy_client_with_v1_dialect_cohere(
-    run_client: RunClient, cohere_v1_server: ServerProcess, reference: Reference
+    run_client: RunClient, cohere_v1_server: Server, reference: Reference
 ) -> None:
     run = run_client(CLIENT_V1, server=cohere_v1_server, base_url=f"{cohere_v1_server.url}/v1")
     run.assert_posted("/v1/rerank")
@@ -111,7 +111,7 @@ def test_cohere5_legacy_client_with_v1_dialect_cohere(
 
 @pytest.mark.client_venv("cohere5_legacy")
 def test_cohere5_legacy_client_on_bare_v1_default_settings(
-    run_client: RunClient, rerankd_server: ServerProcess, reference: Reference
+    run_client: RunClient, rerankd_server: Server, reference: Reference
 ) -> None:
     run = run_client(CLIENT_V1, base_url=f"{rerankd_server.url}/v1")
     assert "error" not in run.value, run.value["error"]

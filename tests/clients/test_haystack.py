@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from rerankd_support.harness import Server
 
 from tests.clients.conftest import CLIENT_TEST_TIMEOUT, ClientRun, Reference, assert_ranking
-from tests.conftest import ServerProcess
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(CLIENT_TEST_TIMEOUT), pytest.mark.client_venv("main")]
 
@@ -56,7 +56,7 @@ emit({"results": [{"index": d.meta["i"], "score": d.score, "document": d.content
 @pytest.mark.parametrize("top_k", [3, 10])
 def test_haystack_ranker(
     run_client: RunClient,
-    rerankd_server: ServerProcess,
+    rerankd_server: Server,
     reference: Reference,
     kind: str,
     suffix: str,

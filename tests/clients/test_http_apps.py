@@ -25,9 +25,9 @@ from urllib.parse import urljoin
 
 import httpx
 import pytest
+from rerankd_support.harness import Server
 
 from tests.clients.conftest import API_KEY, DOCUMENTS, MODEL, QUERY, WASHINGTON, Reference, assert_ranking
-from tests.conftest import ServerProcess
 
 pytestmark = pytest.mark.clients
 
@@ -76,9 +76,7 @@ def as_results(results: list[dict[str, Any]], score_key: str, document_key: str)
 
 
 @pytest.mark.parametrize("top_n", [None, 5, 10], ids=["top_n-null", "top_n-all", "top_n-larger"])
-def test_dify_openai_api_compatible(
-    rerankd_server: ServerProcess, reference: Reference, top_n: int | None
-) -> None:
+def test_dify_openai_api_compatible(rerankd_server: Server, reference: Reference, top_n: int | None) -> None:
     endpoint_url = f"{rerankd_server.url}/v1"
     body = {
         "model": "BAAI/bge-reranker-v2-m3",
@@ -93,7 +91,7 @@ def test_dify_openai_api_compatible(
     assert_ranking(results, reference, count=len(DOCUMENTS))
 
 
-def test_dify_tei(rerankd_server: ServerProcess, reference: Reference) -> None:
+def test_dify_tei(rerankd_server: Server, reference: Reference) -> None:
     body = {"query": QUERY, "texts": list(DOCUMENTS), "return_text": True}
     response = post(f"{rerankd_server.url}/rerank", body)
     assert response.status_code == 200, response.text
@@ -101,7 +99,7 @@ def test_dify_tei(rerankd_server: ServerProcess, reference: Reference) -> None:
     assert_ranking(as_results(response.json(), "score", "text"), reference, count=len(DOCUMENTS))
 
 
-def test_ragflow_openai_api_compatible(rerankd_server: ServerProcess) -> None:
+def test_ragflow_openai_api_compatible(rerankd_server: Server) -> None:
     url = urljoin(f"{rerankd_server.url}/v1", "/rerank")  # RAGFlow's join: the path is dropped
     assert url == f"{rerankd_server.url}/rerank"
     body = {"model": MODEL, "query": QUERY, "documents": list(MORE_DOCUMENTS), "top_n": len(MORE_DOCUMENTS)}
@@ -125,7 +123,7 @@ def assert_meta_tokens(answer: dict[str, Any]) -> None:
     assert tokens["input_tokens"] + tokens["output_tokens"] > 0, answer["meta"]
 
 
-def test_ragflow_xinference_on_cohere_path(rerankd_server: ServerProcess) -> None:
+def test_ragflow_xinference_on_cohere_path(rerankd_server: Server) -> None:
     # A base URL holding "/v1" and "/rerank" is used as is.
     response = post(f"{rerankd_server.url}/cohere/v1/rerank", xinference_body())
     assert response.status_code == 200, response.text
@@ -135,7 +133,7 @@ def test_ragflow_xinference_on_cohere_path(rerankd_server: ServerProcess) -> Non
     assert_meta_tokens(answer)
 
 
-def test_ragflow_xinference_on_default_url(rerankd_server: ServerProcess) -> None:
+def test_ragflow_xinference_on_default_url(rerankd_server: Server) -> None:
     response = post(urljoin(rerankd_server.url, "/v1/rerank"), xinference_body())
     assert response.status_code == 200, response.text
     answer = response.json()
@@ -143,7 +141,7 @@ def test_ragflow_xinference_on_default_url(rerankd_server: ServerProcess) -> Non
     assert_meta_tokens(answer)
 
 
-def test_ragflow_siliconflow_on_cohere_path(rerankd_server: ServerProcess) -> None:
+def test_ragflow_siliconflow_on_cohere_path(rerankd_server: Server) -> None:
     body = {
         "model": "BAAI/bge-reranker-v2-m3",
         "query": QUERY,
@@ -161,14 +159,14 @@ def test_ragflow_siliconflow_on_cohere_path(rerankd_server: ServerProcess) -> No
     assert_meta_tokens(answer)
 
 
-def test_ragflow_gpustack(rerankd_server: ServerProcess) -> None:
+def test_ragflow_gpustack(rerankd_server: Server) -> None:
     body = {"model": MODEL, "query": QUERY, "documents": list(MORE_DOCUMENTS), "top_n": len(MORE_DOCUMENTS)}
     response = post(f"{rerankd_server.url}/v1/rerank", body)
     assert response.status_code == 200, response.text
     assert_one_per_document(scores_by_index(response.json()["results"]), len(MORE_DOCUMENTS))
 
 
-def test_ragflow_huggingface_tei(rerankd_server: ServerProcess) -> None:
+def test_ragflow_huggingface_tei(rerankd_server: Server) -> None:
     host = rerankd_server.url.removeprefix("http://")  # RAGFlow's setting is host:port
     scores: dict[int, float] = {}
     for start in range(0, len(MORE_DOCUMENTS), 8):
@@ -183,7 +181,7 @@ def test_ragflow_huggingface_tei(rerankd_server: ServerProcess) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/rerank", "/rerank", "/cohere/v1/rerank", "/jina/v1/rerank"])
-def test_open_webui_external_reranker(rerankd_server: ServerProcess, path: str) -> None:
+def test_open_webui_external_reranker(rerankd_server: Server, path: str) -> None:
     body = {
         "model": "reranker",
         "query": QUERY,
@@ -198,7 +196,7 @@ def test_open_webui_external_reranker(rerankd_server: ServerProcess, path: str) 
     assert_one_per_document(scores_by_index(results), len(MORE_DOCUMENTS))
 
 
-def test_open_webui_external_reranker_falls_back_to_tei(rerankd_server: ServerProcess) -> None:
+def test_open_webui_external_reranker_falls_back_to_tei(rerankd_server: Server) -> None:
     url = f"{rerankd_server.url}/tei/rerank"
     probe = {"model": "reranker", "query": QUERY, "documents": list(DOCUMENTS), "top_n": len(DOCUMENTS)}
     assert post(url, probe).status_code == 422  # the signal to switch to TEI's body

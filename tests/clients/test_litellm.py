@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from rerankd_support.harness import Server
 
 from tests.clients.conftest import CLIENT_TEST_TIMEOUT, ClientRun, Reference, assert_ranking
-from tests.conftest import ServerProcess
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(CLIENT_TEST_TIMEOUT), pytest.mark.client_venv("main")]
 
@@ -53,7 +53,7 @@ emit({"results": [
 )
 def test_litellm_rerank(
     run_client: RunClient,
-    rerankd_server: ServerProcess,
+    rerankd_server: Server,
     reference: Reference,
     model: str,
     suffix: str,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from rerankd_support.harness import Server
 
 from tests.clients.conftest import CLIENT_TEST_TIMEOUT, ClientRun, Reference, assert_ranking
-from tests.conftest import ServerProcess
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(CLIENT_TEST_TIMEOUT), pytest.mark.client_venv("main")]
 
@@ -42,9 +42,7 @@ emit({"results": [
 """
 
 
-def test_llama_index_jina_rerank(
-    run_client: RunClient, rerankd_server: ServerProcess, reference: Reference
-) -> None:
+def test_llama_index_jina_rerank(run_client: RunClient, rerankd_server: Server, reference: Reference) -> None:
     run = run_client(POSTPROCESS, args=["jina"], base_url=f"{rerankd_server.url}/jina/v1")
     run.assert_posted("/jina/v1/rerank")
     assert_ranking(run.value["results"], reference)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from rerankd_support.harness import Server
 
 from tests.clients.conftest import CLIENT_TEST_TIMEOUT, ClientRun, Reference, assert_ranking
-from tests.conftest import ServerProcess
 
 pytestmark = [pytest.mark.clients, pytest.mark.timeout(CLIENT_TEST_TIMEOUT), pytest.mark.client_venv("main")]
 
@@ -31,7 +31,7 @@ emit({"results": results, "total_tokens": response.total_tokens})
 
 @pytest.mark.parametrize(("top_k", "count"), [("3", 3), ("none", 5)])
 def test_voyageai_rerank(
-    run_client: RunClient, rerankd_server: ServerProcess, reference: Reference, top_k: str, count: int
+    run_client: RunClient, rerankd_server: Server, reference: Reference, top_k: str, count: int
 ) -> None:
     run = run_client(RERANK, args=[top_k], base_url=f"{rerankd_server.url}/voyage/v1")
     run.assert_posted("/voyage/v1/rerank")

@@ -41,7 +41,7 @@ def answer(provider: str, body: dict[str, Any]) -> tuple[Any, dict[str, str]]:
     """A successful answer in the provider's format, for every document."""
     documents = body.get("documents") or body.get("texts") or []
     texts = [d if isinstance(d, str) else d.get("text", "") for d in documents]
-    ranked = sorted(
+    ranked: list[dict[str, Any]] = sorted(
         ({"index": i, "relevance_score": overlap_score(body["query"], t)} for i, t in enumerate(texts)),
         key=lambda r: -r["relevance_score"],
     )

@@ -16,14 +16,16 @@ import httpx
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from rerankd_support.harness import Server
 
 from rerankd.app import create_app
 from rerankd.config import load_settings
 from rerankd.types import ScoreOptions
 from rerankd.upstream import PROVIDERS
+from rerankd.upstream import base as upstream_base
 from rerankd.upstream.base import UpstreamScorer
+from rerankd.upstream.breaker import CircuitBreaker
 from rerankd.upstream.spec import UpstreamSpec
-from tests.conftest import ServerProcess
 from tests.upstream.fake import LEAK_MARKER, REPORTED_TOKENS, FakeUpstream, overlap_score
 
 KEY = "sk-upstream-0123456789-secret"
@@ -246,7 +248,26 @@ def test_all_fallbacks_failing_lists_every_model(fakes: Any, gateway: Any) -> No
     assert "primary:" in message and "secondary:" in message
 
 
-def test_circuit_breaker_opens_half_opens_and_closes(fakes: Any, gateway: Any) -> None:
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_circuit_breaker_opens_half_opens_and_closes(
+    fakes: Any, gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The breaker reads this clock instead of the wall clock: time passes only where the test says.
+    clock = FakeClock()
+
+    def breaker_on_fake_clock(failures: int, reset_seconds: float, *_: Any) -> CircuitBreaker:
+        return CircuitBreaker(failures, reset_seconds, clock)
+
+    monkeypatch.setattr(upstream_base, "CircuitBreaker", breaker_on_fake_clock)
     fake = fakes("cohere").script(default="500")
     client = gateway(
         [
@@ -265,7 +286,8 @@ def test_circuit_breaker_opens_half_opens_and_closes(fakes: Any, gateway: Any) -
     response = rerank(client, "remote")  # open: straight to the fallback, the upstream is not called
     assert response.json()["model"] == "bm25" and len(fake.received) == 2
     assert "failing" in response.json()["metadata"]["attempts"][0]["error"]
-    time.sleep(0.6)
+    assert circuit()["circuit"] == "open" and circuit()["retry_in_seconds"] == 0.5
+    clock.now += 0.5  # the reset time has passed
     assert circuit()["circuit"] == "half_open"
     fake.script(default="ok")
     assert rerank(client, "remote").json()["model"] == "remote"  # the probe succeeds: closed again
@@ -273,7 +295,7 @@ def test_circuit_breaker_opens_half_opens_and_closes(fakes: Any, gateway: Any) -
     fake.script(default="500")
     for _ in range(2):
         rerank(client, "remote")
-    time.sleep(0.6)
+    clock.now += 0.5
     rerank(client, "remote")  # a failed probe opens it again at once
     assert circuit()["circuit"] == "open"
 
@@ -305,9 +327,11 @@ def test_a_slow_upstream_holds_at_most_its_connections(fakes: Any) -> None:
 
 
 def test_rerankd_as_the_upstream_of_another(
-    start_server: Callable[..., ServerProcess], gateway: Any, minilm_path: Path
+    start_server: Callable[..., Server], gateway: Any, minilm_path: Path
 ) -> None:
-    backend = start_server({"models": [{"name": "minilm", "kind": "bi-encoder", "source": str(minilm_path)}]})
+    # fp32: the same request sent directly and through the gateway is compared score for score.
+    minilm = {"name": "minilm", "kind": "bi-encoder", "source": str(minilm_path), "dtype": "fp32"}
+    backend = start_server({"models": [minilm]})
     front = gateway(
         [
             {

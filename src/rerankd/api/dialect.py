@@ -109,9 +109,16 @@ _ERRORS: dict[int, str] = {
 }
 
 
-def error_responses(shape: ErrorShape) -> dict[int | str, dict[str, Any]]:
-    model = ERROR_SHAPES[shape][0]
-    return {status: {"model": model, "description": text} for status, text in _ERRORS.items()}
+def error_responses(*shapes: ErrorShape) -> dict[int | str, dict[str, Any]]:
+    """The documented errors of a route whose errors come in one of these shapes."""
+    models = [ERROR_SHAPES[shape][0] for shape in dict.fromkeys(shapes)]
+    if len(models) == 1:
+        return {status: {"model": models[0], "description": text} for status, text in _ERRORS.items()}
+    # Routes that answer in several dialects (bare /rerank, sniffed /v1/rerank); every shape is
+    # documented by the dialects' own routes, so the components hold it.
+    schema = {"oneOf": [{"$ref": f"#/components/schemas/{model.__name__}"} for model in models]}
+    content = {"application/json": {"schema": schema}}
+    return {status: {"description": text, "content": content} for status, text in _ERRORS.items()}
 
 
 def route_options(dialect: Dialect[Any], summary: str | None = None) -> dict[str, Any]:

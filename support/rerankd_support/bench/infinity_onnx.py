@@ -6,9 +6,10 @@ torch 2.13's exporter), so this script exports with torch's TorchScript-based ex
 inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (batch and sequence dynamic), output
 ``logits`` — the names ``optimum.onnxruntime.ORTModelForSequenceClassification`` expects.
 
-It runs with the Infinity environment's interpreter (``bench_perf.py`` calls it), not rerankd's::
+It runs with the Infinity environment's interpreter (:func:`rerankd_support.bench.infinity.ensure_onnx`
+calls it by its path), not rerankd's, so it imports nothing from this package::
 
-    .cache/bench-venvs/infinity/bin/python benchmarks/infinity_onnx.py SRC_DIR DST_DIR
+    .cache/bench-venvs/infinity/bin/python support/rerankd_support/bench/infinity_onnx.py SRC_DIR DST_DIR
 
 DST_DIR receives ``model.onnx`` plus the config and tokenizer files of SRC_DIR, so Infinity loads the
 same weights and tokenizer as the other servers. It is written beside DST_DIR and renamed at the end.

@@ -1,6 +1,8 @@
 """The Cranfield collection (1400 aerodynamics abstracts, 225 queries, graded judgements) as rerank requests.
 
-Files, in ``<repo>/../shared/data/cranfield`` unless ``--cranfield DIR`` says otherwise:
+The benchmarks' realistic workload: :func:`load` parses the collection, :func:`make_requests` turns it
+into rerank request bodies. ``python -m rerankd_support.cranfield`` prints a summary. Files, in
+``<repo>/../shared/data/cranfield`` unless ``--cranfield DIR`` says otherwise:
 
 * ``cran.all.1400``: documents, fields ``.I`` (id) ``.T`` (title) ``.A`` (authors) ``.B`` (source)
   ``.W`` (abstract). A document's text is its title followed by its abstract.
@@ -19,8 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rerankd_support.paths import SHARED
+
 __all__ = [
     "Cranfield",
+    "add_argument",
     "default_dir",
     "load",
     "make_requests",
@@ -29,7 +34,6 @@ __all__ = [
     "parse_queries",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
 RELEVANT_CODES = frozenset({1, 2, 3, 4})
 
 
@@ -41,7 +45,7 @@ class Cranfield:
 
 
 def default_dir() -> Path:
-    return REPO.parent / "shared" / "data" / "cranfield"
+    return SHARED / "data" / "cranfield"
 
 
 def add_argument(parser: argparse.ArgumentParser) -> None:
