@@ -21,9 +21,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 # The support package (support/: generated models, the server harness, benchmark machinery) is a
 # distribution of its own that tests and benchmarks import; it is never part of rerankd.
+# The store's tests run a throw-away PostgreSQL server too: Debian's postgresql package, installed where missing.
 $(VENV)/.installed-test: pyproject.toml support/pyproject.toml $(VENV)/.installed
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q -e ./support
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql)
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,17 +1,38 @@
-"""Shared fixtures: generated tiny models, and real `rerankd serve` processes on free ports.
+"""Shared fixtures: generated tiny models, real `rerankd serve` processes on free ports, and a throw-away
+PostgreSQL server.
 
-The models come from ``rerankd_support.models`` and the servers from ``rerankd_support.harness``, the
-support package the benchmarks use too (``support/``, installed by ``make test``).
+The models come from ``rerankd_support.models``, the servers from ``rerankd_support.harness`` and the
+database server from ``rerankd_support.postgres``: the support package the benchmarks use too
+(``support/``, installed by ``make test``).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rerankd_support.harness import Server, rerankd_server
+from rerankd_support.postgres import PostgresServer, PostgresUnavailable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Servers and apps that outlive a test (module- and session-scoped fixtures) share a database of the
+    session's; none of them creates keys, so they all stay open as configured."""
+    with pytest.MonkeyPatch.context() as patch:
+        path = tmp_path_factory.mktemp("database") / "rerankd.db"
+        patch.setenv("RERANKD_DATABASE_URL", f"sqlite:///{path}")
+        yield
+
+
+@pytest.fixture(autouse=True)
+def own_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's servers and apps keep their keys and ledger in a database of the test's own (the
+    default, ./rerankd.db, would be shared by every test and left in the checkout)."""
+    monkeypatch.setenv("RERANKD_DATABASE_URL", f"sqlite:///{tmp_path / 'rerankd.db'}")
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +104,32 @@ def tiny_qwen3_seq_cls(models_dir: Path) -> Path:
     from rerankd_support.models import make_tiny_qwen3_reranker
 
     return make_tiny_qwen3_reranker(models_dir / "tiny-qwen3-seq-cls", as_sequence_classification=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throw-away PostgreSQL cluster on a free 127.0.0.1 port, stopped (and removed) at session end.
+
+    PostgreSQL is required, not optional: without its binaries this fails (`make install-test` installs
+    Debian's `postgresql` package) rather than skipping the tests that need it."""
+    server = PostgresServer()
+    unavailable = ""
+    try:
+        server.start()
+    except PostgresUnavailable as error:
+        unavailable = str(error)
+    if unavailable:
+        pytest.fail(unavailable, pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database of the session's PostgreSQL server: its `postgresql+psycopg://` URL."""
+    return postgres_server.create_database(f"test_{next(_databases)}")

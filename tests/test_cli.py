@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
+import json
 import os
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +186,293 @@ def test_invalid_config_stops_models_with_exit_2(tmp_path: Path) -> None:
     result = rerankd("models", "--config", str(config))
     assert result.returncode == 2
     assert "modles" in result.stderr
+
+
+# -- rerankd keys / usage / db: the management plane on the database itself --------------------------
+
+ADMIN = "adm-cli-1"
+PRICED_MODELS = [
+    {"name": "bm25", "kind": "bm25", "aliases": ["okapi"], "price": {"per_request": "0.03"}},
+    {"name": "bm25-tokens", "kind": "bm25", "price": {"per_million_tokens": "1000"}},
+]
+QUERY = "What is the capital of the United States?"
+DOCUMENTS = [
+    "Carson City is the capital city of the American state of Nevada.",
+    "Washington, D.C. is the capital of the United States. It is a federal district.",
+]
+
+
+@pytest.fixture
+def gateway_config(tmp_path: Path) -> Path:
+    """A config with priced models whose database is the test's own (the file conftest points
+    RERANKD_DATABASE_URL at, so that in-process apps and the CLI share it)."""
+    config = {
+        "admin_keys": [ADMIN],
+        "database_url": f"sqlite:///{tmp_path / 'rerankd.db'}",
+        "models": PRICED_MODELS,
+    }
+    return write_config(tmp_path / "gateway.yaml", config)
+
+
+@pytest.fixture
+def manage(capsys: pytest.CaptureFixture[str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run a management command in this process (`main(argv)`, the code `rerankd` runs; a second each
+    saved on start-up), with its exit status and output as a subprocess's."""
+
+    def run(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
+        from rerankd.cli import main
+
+        capsys.readouterr()
+        argv = [*args, "--config", str(config)]
+        status = main(argv)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, status, out, err)
+
+    return run
+
+
+Manage = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_management_help_mentions_the_environment_variables() -> None:
+    top = rerankd("--help")
+    for word in ("keys", "usage", "db", "RERANKD_DATABASE_URL", "RERANKD_ADMIN_KEYS"):
+        assert word in top.stdout
+    for command in (("keys", "create"), ("keys", "list"), ("keys", "update"), ("usage",), ("db", "upgrade")):
+        result = rerankd(*command, "--help")
+        assert result.returncode == 0, result.stderr
+        for word in ("--config", "RERANKD_CONFIG", "--database-url", "RERANKD_DATABASE_URL", "--json"):
+            assert word in result.stdout, (command, word)
+    assert "--expires" in rerankd("keys", "create", "--help").stdout
+    assert "--by" in rerankd("usage", "--help").stdout
+
+
+def test_key_lifecycle_through_the_cli(gateway_config: Path, manage: Manage) -> None:
+    from fastapi.testclient import TestClient
+
+    from rerankd.app import create_app
+    from rerankd.config import load_settings
+
+    created = rerankd(  # the real command, once; the rest in-process (the same `main`)
+        "keys", "create", "--name", "ci", "--models", "bm25", "--budget", "12.5", "--rpm", "60",
+        "--expires", "2099-01-01", "--config", str(gateway_config),
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    plaintext = created.stdout.strip()
+    assert plaintext.startswith("rk-") and "\n" not in plaintext  # stdout is the key alone, for scripts
+    assert "shown this once" in created.stderr
+    second = as_json(
+        manage("keys", "create", "--name", "batch", "--budget", "0.1", "--json", config=gateway_config)
+    )
+    assert second["key"].startswith(second["prefix"])
+    assert (second["name"], second["budget"], second["remaining"], second["models"]) == (
+        "batch",
+        "0.1",
+        "0.1",
+        None,
+    )
+
+    listed = manage("keys", "list", config=gateway_config)
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split()[:4] == ["ID", "NAME", "PREFIX", "STATE"] and "REMAINING" in header
+    assert [row.split()[:4] for row in rows] == [
+        ["1", "ci", plaintext[:11], "active"],
+        ["2", "batch", second["prefix"], "active"],
+    ]
+    assert "2099-01-01" in rows[0] and "12.5" in rows[0]
+    listed_json = as_json(manage("keys", "list", "--json", config=gateway_config))
+    assert [key["id"] for key in listed_json["data"]] == [1, 2]
+    for output in (listed.stdout, json.dumps(listed_json)):
+        assert plaintext not in output and second["key"] not in output and "hash" not in output
+
+    with TestClient(create_app(load_settings(gateway_config))) as client:
+        body = {"model": "bm25", "query": QUERY, "documents": DOCUMENTS}
+        assert (
+            client.post("/v1/rerank", json=body, headers={"Authorization": f"Bearer {plaintext}"}).status_code
+            == 200
+        )
+
+        shown = manage("keys", "show", plaintext[:11], config=gateway_config)
+        assert shown.returncode == 0, shown.stderr
+        assert "spent:" in shown.stdout and "0.03" in shown.stdout and "12.47" in shown.stdout
+        assert any(line.split()[:2] == ["bm25", "1"] for line in shown.stdout.splitlines())
+        detail = as_json(manage("keys", "show", "1", "--json", config=gateway_config))
+        assert (detail["spent"], detail["remaining"], detail["usage"]["total"]["calls"]) == (
+            "0.03",
+            "12.47",
+            1,
+        )
+        assert detail["usage"]["by_model"][0]["group"] == "bm25"
+
+        updated = as_json(
+            manage(
+                "keys",
+                "update",
+                "1",
+                "--budget",
+                "0.3",
+                "--rpm",
+                "none",
+                "--models",
+                "*",
+                "--name",
+                "ci-2",
+                "--json",
+                config=gateway_config,
+            )
+        )
+        assert (updated["name"], updated["budget"], updated["rpm"], updated["models"]) == (
+            "ci-2",
+            "0.3",
+            None,
+            None,
+        )
+        assert updated["expires_at"] == "2099-01-01T00:00:00Z"  # untouched
+        disabled = manage("keys", "update", "1", "--disable", config=gateway_config)
+        assert disabled.returncode == 0 and "disabled" in disabled.stdout
+        refused = client.post("/v1/rerank", json=body, headers={"Authorization": f"Bearer {plaintext}"})
+        assert refused.status_code == 401 and "disabled" in refused.text  # seen by the running app at once
+        assert (
+            as_json(manage("keys", "update", "1", "--enable", "--json", config=gateway_config))["state"]
+            == "active"
+        )
+
+        revoked = as_json(manage("keys", "revoke", "1", "--json", config=gateway_config))
+        assert revoked["state"] == "revoked" and revoked["revoked_at"]
+        refused = client.post("/v1/rerank", json=body, headers={"Authorization": f"Bearer {plaintext}"})
+        assert refused.status_code == 401 and "revoked" in refused.text
+    states = [row.split()[3] for row in manage("keys", "list", config=gateway_config).stdout.splitlines()[1:]]
+    assert states == ["revoked", "active"]
+
+    for args, words in [
+        (("keys", "show", "99"), "no key 99"),
+        (("keys", "revoke", "rk-AAAAAAAA"), "no key rk-AAAAAAAA"),
+        (("keys", "update", "2"), "nothing to change"),
+        (("keys", "update", "2", "--budget", "lots"), "--budget"),
+        (("keys", "update", "2", "--budget", "-1"), ">= 0"),
+        (("keys", "update", "2", "--rpm", "0"), "rpm"),
+        (("keys", "update", "2", "--expires", "someday"), "--expires"),
+        (("keys", "create", "--name", "x", "--models", "no-such-model"), "no-such-model"),
+    ]:
+        result = manage(*args, config=gateway_config)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert result.stderr.startswith("rerankd: ") and words in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade_on_a_fresh_file(tmp_path: Path) -> None:
+    database = tmp_path / "new" / "fresh.db"
+    url = f"sqlite:///{database}"
+    result = rerankd("db", "upgrade", "--database-url", url)
+    assert result.returncode == 0, result.stderr
+    assert "newest schema" in result.stdout and str(database) in result.stdout
+    assert database.stat().st_mode & 0o777 == 0o600
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"api_keys", "usage", "rate_windows", "alembic_version"} <= tables
+    again = as_json(rerankd("db", "upgrade", "--json", env={"RERANKD_DATABASE_URL": url}))
+    assert again["database"] == url and again["revision"]
+    assert rerankd("keys", "list", "--json", "--database-url", url).stdout.strip().startswith("{")
+
+
+def test_management_commands_need_a_database(tmp_path: Path) -> None:
+    for args in (("keys", "list"), ("usage",), ("db", "upgrade")):
+        result = rerankd(*args, "--database-url", "none")
+        assert result.returncode == 2 and "no database" in result.stderr and "--database-url" in result.stderr
+    unreachable = rerankd("keys", "list", "--database-url", "postgresql+psycopg://nobody:pw@127.0.0.1:1/none")
+    assert unreachable.returncode == 2 and unreachable.stderr.startswith("rerankd: database error")
+    assert "pw" not in unreachable.stderr.replace("psycopg", "")
+
+
+def test_usage_grouped_by_key_model_and_day_after_calls(gateway_config: Path, manage: Manage) -> None:
+    from fastapi.testclient import TestClient
+
+    from rerankd.app import create_app
+    from rerankd.config import load_settings
+
+    team_a = as_json(rerankd("keys", "create", "--name", "team-a", "--json", "--config", str(gateway_config)))
+    team_b = as_json(manage("keys", "create", "--name", "team-b", "--json", config=gateway_config))
+    told: list[tuple[str, str, int, str]] = []  # key prefix, model, total tokens, request id
+    with TestClient(create_app(load_settings(gateway_config))) as client:
+        for key, model in [(team_a, "bm25"), (team_a, "bm25-tokens"), (team_b, "bm25"), (team_a, "bm25")]:
+            body = {"model": model, "query": QUERY, "documents": DOCUMENTS}
+            response = client.post("/v1/rerank", json=body, headers={"Authorization": f"Bearer {key['key']}"})
+            assert response.status_code == 200, response.text
+            told.append(
+                (
+                    key["prefix"],
+                    model,
+                    response.json()["usage"]["total_tokens"],
+                    response.headers["x-request-id"],
+                )
+            )
+    tokens = sum(total for _, _, total, _ in told)
+    token_cost = Decimal(told[1][2]) * 1000 / 1_000_000
+
+    everything = as_json(manage("usage", "--json", config=gateway_config))
+    assert everything["by"] is None and everything["groups"] == []
+    assert (everything["total"]["calls"], everything["total"]["total_tokens"]) == (4, tokens)
+    assert Decimal(everything["total"]["cost"]) == Decimal("0.09") + token_cost
+
+    by_key = as_json(manage("usage", "--by", "key", "--json", config=gateway_config))
+    assert {g["group"]: g["calls"] for g in by_key["groups"]} == {
+        f"team-a ({team_a['prefix']})": 3,
+        f"team-b ({team_b['prefix']})": 1,
+    }
+    by_model = as_json(manage("usage", "--by", "model", "--json", config=gateway_config))
+    assert {g["group"]: (g["calls"], g["total_tokens"]) for g in by_model["groups"]} == {
+        "bm25": (3, sum(t for _, m, t, _ in told if m == "bm25")),
+        "bm25-tokens": (1, told[1][2]),
+    }
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    by_day = as_json(manage("usage", "--by", "day", "--json", config=gateway_config))
+    assert [(g["group"], g["calls"], g["cost"]) for g in by_day["groups"]] == [
+        (today, 4, everything["total"]["cost"])
+    ]
+
+    only_a = as_json(
+        manage("usage", "--key", team_a["prefix"], "--by", "model", "--json", config=gateway_config)
+    )
+    assert only_a["key"]["name"] == "team-a" and only_a["total"]["calls"] == 3 and "key" not in only_a["key"]
+    assert (
+        as_json(manage("usage", "--key", str(team_b["id"]), "--json", config=gateway_config))["total"][
+            "calls"
+        ]
+        == 1
+    )
+    assert (
+        as_json(manage("usage", "--model", "bm25-tokens", "--json", config=gateway_config))["total"]["calls"]
+        == 1
+    )
+    assert as_json(manage("usage", "--since", "1d", "--json", config=gateway_config))["total"]["calls"] == 4
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).date().isoformat()
+    assert (
+        as_json(manage("usage", "--since", tomorrow, "--json", config=gateway_config))["total"]["calls"] == 0
+    )
+    assert (
+        as_json(manage("usage", "--until", tomorrow, "--json", config=gateway_config))["total"]["calls"] == 4
+    )
+
+    table = manage("usage", "--by", "model", config=gateway_config)
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:3] == ["MODEL", "CALLS", "ERRORS"] and header.split()[-1] == "COST"
+    assert [row.split()[:2] for row in rows] == [["bm25", "3"], ["bm25-tokens", "1"], ["TOTAL", "4"]]
+    assert rows[-1].split()[-1] == everything["total"]["cost"]
+
+    grouped_csv = manage("usage", "--by", "day", "--csv", config=gateway_config)
+    assert grouped_csv.stdout.splitlines()[0].split(",")[:2] == ["day", "calls"]
+    calls_csv = list(csv.DictReader(io.StringIO(manage("usage", "--csv", config=gateway_config).stdout)))
+    assert [row["request_id"] for row in calls_csv] == [request_id for *_, request_id in told]
+    assert sum(Decimal(row["cost"]) for row in calls_csv) == Decimal(everything["total"]["cost"])
+
+    bad = manage("usage", "--since", "last tuesday", config=gateway_config)
+    assert bad.returncode == 2 and bad.stderr.startswith("rerankd: --since")
+    unknown = manage("usage", "--key", "rk-AAAAAAAA", config=gateway_config)
+    assert unknown.returncode == 2 and "no key rk-AAAAAAAA" in unknown.stderr

@@ -23,7 +23,27 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rerankd.scheduler",
         "rerankd.upstream",
         "rerankd.kinds",
+        "rerankd.store",  # keys and the ledger are reached through the service (rerankd.accounts)
     ),
+    # The database is a leaf: it knows nothing of HTTP, models, metering policy or the service.
+    "rerankd.store": (
+        "fastapi",
+        "starlette",
+        *MODEL_LIBRARIES,
+        "httpx",
+        "rerankd.api",
+        "rerankd.service",
+        "rerankd.models",
+        "rerankd.metering",
+        "rerankd.accounts",
+        "rerankd.config",
+        "rerankd.kinds",
+        "rerankd.backends",
+        "rerankd.upstream",
+    ),
+    "rerankd.money": ("rerankd.",),
+    "rerankd.metering": ("fastapi", "starlette", *MODEL_LIBRARIES, "rerankd.api", "rerankd.service"),
+    "rerankd.accounts": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service", "rerankd.models"),
     "rerankd.service": ("fastapi", "starlette", "torch", "rerankd.api"),
     "rerankd.models": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service"),
     "rerankd.scheduler": (

@@ -42,6 +42,15 @@ class OnePool:
     async def scorer(self, name: str) -> FlakyScorer:
         return self._scorer
 
+    def canonical(self, name: str) -> str:
+        return name
+
+    def price_of(self, name: str) -> None:
+        return None
+
+    def chain_of(self, name: str) -> tuple[str, ...]:
+        return (name,)
+
 
 def make(scorer: FlakyScorer, **settings: int) -> RerankService:
     return RerankService(Settings(**settings), OnePool(scorer), Metrics())  # type: ignore[arg-type]

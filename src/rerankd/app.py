@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import rerankd
+from rerankd.accounts import Accounts
 from rerankd.api.common import ClientGone
 from rerankd.api.routing import error_body_for, include_routes, route_not_found
 from rerankd.config import Settings
@@ -30,9 +32,11 @@ from rerankd.errors import (
     UnsupportedMediaType,
     error_body,
 )
+from rerankd.metering import Meter
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
 from rerankd.service import RerankService
+from rerankd.store import Store
 
 __all__ = ["create_app"]
 
@@ -41,6 +45,31 @@ log = logging.getLogger(__name__)
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class RequestId:
+    """Gives every HTTP request an id, in ``request.state.request_id`` and the ``x-request-id`` header of
+    its answer, errors included; the ledger keeps it, so a client's complaint finds its row."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())],
+                }
+            await send(message)
+
+        await self.app(scope, receive, with_id)
 
 
 class RequestGuard:
@@ -153,14 +182,24 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     pool = ModelPool(settings, metrics)
+    meter = Meter(
+        Store(settings.database_url) if settings.metered else None,
+        static_keys=settings.api_keys,
+        admin_keys=settings.admin_keys,
+        canonical=pool.canonical,
+        price_of=pool.price_of,
+        chain_of=pool.chain_of,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not settings.api_keys:
+        await meter.start()  # the database's schema, migrated
+        if not settings.api_keys and not settings.admin_keys and not settings.metered:
             log.warning("no api_keys configured: every client is accepted without authentication")
         await pool.preload()
         yield
         await pool.close()
+        await meter.close()
 
     app = FastAPI(
         title="rerankd",
@@ -173,10 +212,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.service = RerankService(settings, pool, metrics)
+    models = [name for spec in settings.models for name in spec.names]
+    accounts = Accounts(meter.store, models=models) if meter.store is not None else None
+    app.state.service = RerankService(settings, pool, metrics, meter, accounts)
     app.state.unknown_fields = set()
     app.state.started_at = time.time()
     include_routes(app, settings)
     _install_error_handlers(app)
     app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestId)  # outermost: every answer carries its id
     return app

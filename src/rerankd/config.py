@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     )
     # Each entry is validated by the settings class of its kind (rerankd.kinds).
     models: list[SerializeAsAny[ModelSpec]] = Field(default_factory=list)
+    database_url: str = Field(
+        default="sqlite:///rerankd.db",
+        description="Where managed keys and the usage ledger live: a SQLite file (created on first start) or "
+        "postgresql+psycopg://user:password@host/db for several replicas; `none` keeps no ledger and no "
+        "managed keys.",
+    )
+    admin_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys of the /admin/ API (never client keys). As an environment variable: "
+        "comma-separated.",
+    )
     default_model: str | None = Field(
         default=None,
         description="The model for requests that name none (TEI, Infinity, vLLM, Cohere v1 clients); "
@@ -85,12 +96,17 @@ class Settings(BaseSettings):
             return value
         return [model_spec(entry) for entry in value]
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @property
+    def metered(self) -> bool:
+        """Whether a database keeps managed keys and the ledger."""
+        return self.database_url.strip().lower() not in ("", "none")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
@@ -106,6 +122,10 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"fallback {fallback!r} of model {spec.name!r} is not another configured model"
                     )
+        if set(self.admin_keys) & set(self.api_keys):
+            raise ValueError(
+                "a key is in both admin_keys and api_keys; an admin key must not be a client key"
+            )
         if self.default_model is not None and self.default_model not in seen:
             raise ValueError(f"default_model {self.default_model!r} is not a configured model name or alias")
         return self

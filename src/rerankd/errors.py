@@ -10,10 +10,13 @@ what was wrong and what to do next.
 | MalformedBody        | 400    | the body is not JSON                                      |
 | UnsupportedMediaType | 415    | Content-Type is not JSON                                  |
 | Unauthorized         | 401    | missing or wrong Bearer key                               |
+| PaymentRequired      | 402    | the key's budget cannot cover the call                    |
+| Forbidden            | 403    | the key may not use this model, or is not an admin key    |
 | ModelNotFound        | 404    | the requested model is not configured                     |
 | RouteNotFound        | 404    | no such path (the message guesses the path meant)         |
 | PayloadTooLarge      | 413    | too many documents, or the body is over the byte limit    |
 | Overloaded           | 429    | the model's queue is full (Retry-After says when to retry)|
+| RateLimited          | 429    | the key's requests or tokens per minute are used up       |
 | ModelUnavailable     | 503    | the model is configured but cannot be loaded              |
 | TransientFailure     | 503    | scoring failed in a way a retry may fix                   |
 | CircuitOpen          | 503    | an upstream failed repeatedly; it is skipped for a while  |
@@ -37,6 +40,7 @@ __all__ = [
     "CircuitOpen",
     "DetailError",
     "ErrorShape",
+    "Forbidden",
     "InvalidRequest",
     "MalformedBody",
     "MessageError",
@@ -45,6 +49,8 @@ __all__ = [
     "OpenAIError",
     "Overloaded",
     "PayloadTooLarge",
+    "PaymentRequired",
+    "RateLimited",
     "RerankdError",
     "RouteNotFound",
     "TeiError",
@@ -89,6 +95,18 @@ class Unauthorized(RerankdError):
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
+class PaymentRequired(RerankdError):
+    """Not 429: clients retry a 429, and a spent budget does not come back by waiting."""
+
+    status = 402
+    code = "budget_exhausted"
+
+
+class Forbidden(RerankdError):
+    status = 403
+    code = "forbidden"
+
+
 class ModelNotFound(RerankdError):
     status = 404
     code = "model_not_found"
@@ -111,6 +129,13 @@ class Overloaded(RerankdError):
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
+
+
+class RateLimited(RerankdError):
+    """A key's rpm or tpm is used up for this minute; the headers say the limits and when to retry."""
+
+    status = 429
+    code = "rate_limited"
 
 
 class ModelUnavailable(RerankdError):
@@ -174,7 +199,14 @@ class TeiError(BaseModel):
     error_type: str
 
 
-_TEI_ERROR_TYPES = {401: "Unauthorized", 429: "Overloaded", 503: "Unhealthy", 500: "Backend"}
+_TEI_ERROR_TYPES = {
+    401: "Unauthorized",
+    402: "Unauthorized",
+    403: "Unauthorized",
+    429: "Overloaded",
+    503: "Unhealthy",
+    500: "Backend",
+}
 
 ERROR_SHAPES: dict[ErrorShape, tuple[type[BaseModel], Callable[[RerankdError], BaseModel]]] = {
     "openai": (

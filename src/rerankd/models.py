@@ -22,7 +22,7 @@ from rerankd.errors import ModelNotFound, ModelUnavailable
 from rerankd.kinds import kind_of
 from rerankd.metrics import Metrics
 from rerankd.scheduler import BatchingScorer, DirectScorer, measure_batch_overhead
-from rerankd.spec import ModelSpec
+from rerankd.spec import ModelSpec, Price
 from rerankd.types import ModelStatus, ModelView, ScoreOptions, Scorer
 
 __all__ = ["ModelEntry", "ModelPool"]
@@ -76,6 +76,19 @@ class ModelPool:
             available = ", ".join(sorted(self.entries)) or "(none configured)"
             raise ModelNotFound(f"model '{name}' is not served here; available models: {available}")
         return self.entries[canonical]
+
+    def canonical(self, name: str) -> str | None:
+        """The configured name of a model name or alias; None if there is no such model."""
+        return self._names.get(name)
+
+    def price_of(self, name: str) -> Price | None:
+        canonical = self._names.get(name)
+        return self.entries[canonical].spec.price if canonical else None
+
+    def chain_of(self, name: str) -> tuple[str, ...]:
+        """The model and its fallbacks, in the order they are tried."""
+        canonical = self._names.get(name)
+        return (canonical, *self.entries[canonical].spec.fallbacks) if canonical else ()
 
     def views(self) -> list[ModelView]:
         """Every configured model, in config order."""

@@ -13,9 +13,11 @@ import asyncio
 import copy
 import math
 import time
+from dataclasses import replace
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
+from rerankd.accounts import Accounts
 from rerankd.config import Settings
 from rerankd.errors import (
     CircuitOpen,
@@ -27,11 +29,14 @@ from rerankd.errors import (
     TransientFailure,
     UpstreamError,
 )
+from rerankd.metering import Admission, Meter, rate_headers
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
 from rerankd.types import (
     Activation,
     Attempt,
+    CallContext,
+    Caller,
     ModelView,
     RankedDocument,
     RerankRequest,
@@ -74,10 +79,52 @@ def activate(scores: tuple[float, ...], activation: Activation, *, raw: bool = F
 
 
 class RerankService:
-    def __init__(self, settings: Settings, pool: ModelPool, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: ModelPool,
+        metrics: Metrics,
+        meter: Meter | None = None,
+        accounts: Accounts | None = None,
+    ) -> None:
         self.settings = settings
         self.pool = pool
         self.metrics = metrics
+        self.accounts = accounts  # managed keys and usage reports; None without a database
+        self.meter = meter or Meter(
+            None,
+            static_keys=settings.api_keys,
+            admin_keys=settings.admin_keys,
+            canonical=pool.canonical,
+            price_of=pool.price_of,
+            chain_of=pool.chain_of,
+        )
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        """The caller a client's ``Authorization`` header names (Unauthorized, saying why, if none)."""
+        return await self.meter.authenticate(authorization)
+
+    async def serve(self, request: RerankRequest, context: CallContext) -> RerankResponse:
+        """A client's call: admitted by its key's limits, scored, charged and recorded in the ledger
+        (committed before this returns), with the rate-limit headers the client is owed."""
+        began = time.perf_counter()
+        admission = Admission()
+        try:
+            admission = await self.meter.admit(context.caller, request)
+            response = await self.rerank(request)
+        except RerankdError as exc:
+            latency = time.perf_counter() - began
+            await self.meter.settle(context, request, admission, status=exc.status, latency=latency)
+            raise
+        except asyncio.CancelledError:  # the client went away: nothing charged, the reservation released
+            latency = time.perf_counter() - began
+            await asyncio.shield(self.meter.settle(context, request, admission, status=499, latency=latency))
+            raise
+        await self.meter.settle(
+            context, request, admission, response=response, latency=time.perf_counter() - began
+        )
+        headers = rate_headers(context.caller, admission.window, response.usage.total_tokens)
+        return replace(response, headers=tuple(headers.items()))
 
     def models(self) -> list[ModelView]:
         """Every configured model, in config order."""

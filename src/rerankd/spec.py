@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rerankd.money import to_nanos
 from rerankd.types import SpecSummary
 
-__all__ = ["MODEL_NAME", "Availability", "ModelSpec", "without_credentials"]
+__all__ = ["MODEL_NAME", "Availability", "ModelSpec", "Price", "without_credentials"]
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 
@@ -41,6 +43,29 @@ def without_credentials(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+class Price(BaseModel):
+    """What a call to a model costs, in the operator's currency; the parts add up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_million_tokens: Decimal = Field(default=Decimal(0), ge=0, description="Per million tokens (total).")
+    per_search_unit: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        description="Per search unit: one query over up to 100 documents, chunks counted.",
+    )
+    per_request: Decimal = Field(default=Decimal(0), ge=0, description="Per call answered.")
+
+    def cost_nanos(self, total_tokens: int, search_units: int) -> int:
+        """The cost of one answered call, in nano-units, rounded once."""
+        amount = (
+            self.per_million_tokens * total_tokens / 1_000_000
+            + self.per_search_unit * search_units
+            + self.per_request
+        )
+        return to_nanos(amount)
+
+
 class ModelSpec(BaseModel):
     """One entry of ``models:``: the settings every kind shares. Kinds subclass it."""
 
@@ -53,6 +78,9 @@ class ModelSpec(BaseModel):
     max_retries: int = Field(default=3, ge=0, description="Cap on a request's `retries` for this model.")
     fallbacks: tuple[str, ...] = Field(
         default=(), description="Other model names tried in order when this one fails (after its retries)."
+    )
+    price: Price | None = Field(
+        default=None, description="What a call costs, charged to the caller's key (null: free)."
     )
 
     @field_validator("name", "aliases")

@@ -108,6 +108,36 @@ class RerankResponse:
     attempts: tuple[Attempt, ...] = ()
     timings: Timings = field(default_factory=Timings)
     scored_documents: int = 0  # documents as scored, each chunk counted (Cohere's search units)
+    headers: tuple[tuple[str, str], ...] = ()  # what the gateway tells the caller (rate limits, request id)
+
+    @property
+    def search_units(self) -> int:
+        """Cohere's billing unit: one per query per 100 documents scored, chunks counted, at least one."""
+        return max(1, -(-self.scored_documents // 100))
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as the gateway knows it."""
+
+    label: str  # a managed key's prefix, "static:<hash prefix>" or "anonymous"; never a key
+    key_id: int | None = None  # managed keys only
+    models: tuple[str, ...] | None = None  # the models the key may use (names or aliases); None: all
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+ANONYMOUS = Caller("anonymous")
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Where a call came from, for the ledger."""
+
+    caller: Caller
+    request_id: str
+    route: str
+    dialect: str
 
 
 @dataclass(frozen=True, slots=True)

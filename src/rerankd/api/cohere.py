@@ -9,7 +9,6 @@ v1 takes strings or objects ranked on ``rank_fields`` (default ``["text"]``), ``
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Any
 
@@ -135,7 +134,7 @@ def render(response: RerankResponse, documents: list[Document], version: str) ->
         results=results,
         meta=CohereMeta(
             api_version=CohereApiVersion(version=version),
-            billed_units=CohereBilledUnits(search_units=max(1, math.ceil(response.scored_documents / 100))),
+            billed_units=CohereBilledUnits(search_units=response.search_units),
             tokens=CohereTokens(input_tokens=response.usage.total_tokens, output_tokens=0),
         ),
     )

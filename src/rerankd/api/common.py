@@ -5,7 +5,6 @@ client disconnect, logging of unknown fields, and timing headers.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Awaitable
@@ -14,16 +13,18 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pydantic import BaseModel
 
-from rerankd.errors import Unauthorized
 from rerankd.service import RerankService
-from rerankd.types import Timings
+from rerankd.types import ANONYMOUS, Caller, Timings
 
 __all__ = [
     "ClientGone",
     "ServiceDep",
+    "caller",
     "cancel_on_disconnect",
     "default_model",
     "log_unknown_fields",
+    "request_id",
+    "require_admin",
     "require_key",
     "service",
     "timing_headers",
@@ -44,22 +45,27 @@ def service(request: Request) -> RerankService:
 ServiceDep = Annotated[RerankService, Depends(service)]
 
 
-def require_key(request: Request) -> None:
-    """Check ``Authorization: Bearer KEY`` against the configured keys, in constant time."""
-    keys: list[str] = request.app.state.settings.api_keys
-    if not keys:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing API key: send the header `Authorization: Bearer <key>`")
-    token_bytes = token.strip().encode()
-    # Compare against every key, so the time taken does not tell which key came close.
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(token_bytes, key.encode())
-    if not matched:
-        raise Unauthorized("invalid API key: check the key in `Authorization: Bearer <key>`")
+async def require_key(request: Request) -> None:
+    """The caller of ``Authorization: Bearer KEY`` (a static or managed client key), kept on the request."""
+    svc: RerankService = request.app.state.service
+    request.state.caller = await svc.authenticate(request.headers.get("authorization"))
+
+
+def require_admin(request: Request) -> None:
+    """Only a key of ``admin_keys`` opens the admin API; client keys never do."""
+    svc: RerankService = request.app.state.service
+    svc.meter.authenticate_admin(request.headers.get("authorization"))
+
+
+def request_id(request: Request) -> str:
+    """This request's id (sent back as ``x-request-id`` and kept in the ledger)."""
+    found: str = request.state.request_id
+    return found
+
+
+def caller(request: Request) -> Caller:
+    found: Caller = getattr(request.state, "caller", ANONYMOUS)
+    return found
 
 
 def default_model(request: Request) -> str:

@@ -19,15 +19,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from rerankd.api.common import (
+    caller,
     cancel_on_disconnect,
     default_model,
     log_unknown_fields,
+    request_id,
     require_key,
     timing_headers,
 )
 from rerankd.errors import ERROR_SHAPES, ErrorShape
 from rerankd.service import RerankService
-from rerankd.types import RerankRequest, RerankResponse
+from rerankd.types import CallContext, RerankRequest, RerankResponse
 
 __all__ = [
     "Dialect",
@@ -138,11 +140,13 @@ async def answer(dialect: Dialect[Body], body: Body, request: Request) -> JSONRe
     request.state.dialect = dialect
     log_unknown_fields(request, dialect.name, body)
     service: RerankService = request.app.state.service
+    context = CallContext(caller(request), request_id(request), request.url.path, dialect.name)
     response: RerankResponse = await cancel_on_disconnect(
-        request, service.rerank(body.to_internal(default_model(request)))
+        request, service.serve(body.to_internal(default_model(request)), context)
     )
     headers = timing_headers(response.timings, began)
     headers["x-rerankd-served-by"] = response.model
+    headers.update(response.headers)
     if dialect.headers is not None:
         headers.update(dialect.headers(response, body))
     # Optional fields left out (None) are omitted; values inside echoed documents are sent as given.

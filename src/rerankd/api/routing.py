@@ -14,6 +14,7 @@
 | /infinity/rerank                       | Infinity (api/infinity.py)                     |
 | /vllm/rerank, /vllm/v1/rerank, /vllm/v2/rerank | vLLM (api/vllm.py)                     |
 | /health, /v1/models, /metrics          | api/server.py                                  |
+| /v1/usage, /admin/keys, /admin/usage   | api/admin.py (keys and usage; admin keys only) |
 
 A prefixed path lets a client's base URL pick its dialect (each dialect's ``paths``); the bare paths
 serve the clients that force a path. Every rerank route runs the same endpoint (``dialect.answer``).
@@ -33,7 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from rerankd.api import DIALECTS, cohere, server, tei, vllm, voyage
+from rerankd.api import DIALECTS, admin, cohere, server, tei, vllm, voyage
 from rerankd.api.common import require_key
 from rerankd.api.dialect import Dialect, Endpoint, answer, endpoint_for, error_responses, route_options
 from rerankd.config import ConfigError, Settings
@@ -196,5 +197,7 @@ def include_routes(app: FastAPI, settings: Settings) -> None:
         bare.add_api_route(path, tei.info, methods=["GET"], **tei.INFO_ROUTE)
     app.include_router(bare)
     app.include_router(server.router)
+    app.include_router(admin.self_service)
+    app.include_router(admin.router)
     dialect_of[tei.info] = tei.DIALECT
     app.state.endpoint_dialects = dialect_of

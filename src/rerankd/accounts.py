@@ -1,0 +1,471 @@
+"""The gateway's management plane: managed keys and usage reports, for the admin API, ``GET /v1/usage``
+and the ``rerankd keys`` / ``rerankd usage`` commands — one code path for all three.
+
+:class:`Accounts` wraps a :class:`~rerankd.store.Store`. Its methods are coroutines that run the
+blocking statements on the store's threads; the CLI, which has no server, runs them with
+``asyncio.run`` (see :func:`open_accounts`). Money goes in and out as exact decimals of the operator's
+currency (nano-units inside), times as UTC. Nothing here ever returns a key's hash, and a key's
+plaintext only once, from :meth:`Accounts.create_key`.
+
+Errors are the server's own (``rerankd.errors``): an unknown key is a 404, a bad value a 422.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from sqlalchemy import Engine
+
+from rerankd.errors import InvalidRequest, RerankdError, RouteNotFound
+from rerankd.money import from_nanos, to_nanos
+from rerankd.store import Store, ledger
+from rerankd.store import keys as key_store
+
+__all__ = [
+    "Accounts",
+    "CallRow",
+    "Grouping",
+    "Key",
+    "KeyUsage",
+    "NoDatabase",
+    "UsageReport",
+    "UsageTotals",
+    "open_accounts",
+]
+
+Grouping = Literal["key", "model", "day"]
+GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day")
+KeyState = key_store.KeyState
+
+_MAX_NANOS = 2**63 - 1  # what the database's BIGINT holds
+_EDITABLE = ("name", "models", "budget", "rpm", "tpm", "expires_at", "disabled")
+
+
+class NoDatabase(RerankdError):
+    """Managed keys and usage need a database, and this server runs without one."""
+
+    status = 503
+    code = "no_database"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "no database: set database_url (env RERANKD_DATABASE_URL), e.g. sqlite:///rerankd.db, to "
+            "keep managed keys and usage"
+        )
+
+
+# -- values ----------------------------------------------------------------------------------------
+
+
+def as_utc(value: dt.datetime | dt.date | None) -> dt.datetime | None:
+    """A time as the database keeps it (naive UTC); a date is its midnight UTC, a naive time is UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """A database time (naive UTC) as an aware UTC time, for answers."""
+    return value.replace(tzinfo=dt.UTC) if value is not None else None
+
+
+def _money(value: Decimal | int | str | None, field: str) -> int | None:
+    """An amount in nano-units; refused when negative, not a number, or finer than the nano-unit."""
+    if value is None:
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidRequest(f"`{field}` must be an amount such as 12.5, not {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidRequest(f"`{field}` must be an amount >= 0 (or null for none), not {amount:f}")
+    nanos = to_nanos(amount)
+    if nanos > _MAX_NANOS:
+        raise InvalidRequest(f"`{field}` {amount:f} is too large: at most {from_nanos(_MAX_NANOS):f}")
+    if from_nanos(nanos) != amount:
+        raise InvalidRequest(
+            f"`{field}` {amount:f} has more than 9 decimal places; amounts are kept to 0.000000001"
+        )
+    return nanos
+
+
+def _limit(value: int | None, field: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InvalidRequest(f"`{field}` must be a whole number >= 1 (or null for no limit), not {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A managed key as operators and its holder see it: never its hash, never its plaintext."""
+
+    id: int
+    name: str
+    prefix: str
+    state: KeyState
+    models: tuple[str, ...] | None  # None: every model
+    budget: Decimal | None  # None: unlimited
+    spent: Decimal
+    reserved: Decimal  # held by calls in flight
+    remaining: Decimal | None  # budget - spent - reserved (never below 0); None: unlimited
+    rpm: int | None
+    tpm: int | None
+    expires_at: dt.datetime | None
+    disabled: bool
+    revoked_at: dt.datetime | None
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, record: key_store.KeyRecord) -> Key:
+        remaining = None
+        if record.budget_nanos is not None:
+            remaining = from_nanos(max(0, record.budget_nanos - record.spent_nanos - record.reserved_nanos))
+        return cls(
+            id=record.id,
+            name=record.name,
+            prefix=record.prefix,
+            state=record.state(),
+            models=record.models,
+            budget=from_nanos(record.budget_nanos) if record.budget_nanos is not None else None,
+            spent=from_nanos(record.spent_nanos),
+            reserved=from_nanos(record.reserved_nanos),
+            remaining=remaining,
+            rpm=record.rpm,
+            tpm=record.tpm,
+            expires_at=_aware(record.expires_at),
+            disabled=record.disabled,
+            revoked_at=_aware(record.revoked_at),
+            created_at=_aware(record.created_at) or record.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """Calls of one group (a key, a model, a day; ``group`` None: all of them) and their sums."""
+
+    group: str | None
+    calls: int
+    errors: int
+    documents: int
+    query_tokens: int
+    documents_tokens: int
+    total_tokens: int
+    search_units: int
+    cost: Decimal
+
+    @classmethod
+    def empty(cls) -> UsageTotals:
+        return cls(None, 0, 0, 0, 0, 0, 0, 0, Decimal(0))
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> UsageTotals:
+        def number(name: str) -> int:
+            return int(row.get(name) or 0)  # PostgreSQL sums BIGINTs as NUMERIC
+
+        return cls(
+            group=row.get("group"),
+            calls=number("calls"),
+            errors=number("errors"),
+            documents=number("documents"),
+            query_tokens=number("query_tokens"),
+            documents_tokens=number("documents_tokens"),
+            total_tokens=number("total_tokens"),
+            search_units=number("search_units"),
+            cost=from_nanos(number("cost_nanos")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """The ledger's calls that match a filter: their totals, and the same per key, model or day."""
+
+    key: Key | None
+    model: str | None
+    since: dt.datetime | None
+    until: dt.datetime | None
+    by: Grouping | None
+    total: UsageTotals
+    groups: list[UsageTotals]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """A key, and what it used over a period, in all and per model."""
+
+    key: Key
+    since: dt.datetime | None
+    until: dt.datetime | None
+    total: UsageTotals
+    by_model: list[UsageTotals]
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    """One ledger row, for CSV export (money as a decimal, time as aware UTC)."""
+
+    at: dt.datetime
+    request_id: str
+    key_id: int | None
+    key_label: str
+    route: str
+    dialect: str
+    model: str
+    served_by: str | None
+    status: int
+    documents: int
+    query_tokens: int
+    documents_tokens: int
+    total_tokens: int
+    search_units: int
+    cost: Decimal
+    latency_ms: float
+    attempts: int
+
+    @classmethod
+    def of(cls, call: ledger.Call) -> CallRow:
+        values = {name: getattr(call, name) for name in ledger.Call.__slots__ if name != "cost_nanos"}
+        values["at"] = _aware(call.at)
+        return cls(**values, cost=from_nanos(call.cost_nanos))
+
+    @staticmethod
+    def columns() -> list[str]:
+        return [field.name for field in fields(CallRow)]
+
+
+# -- the blocking part, run on the store's threads ---------------------------------------------------
+
+
+def _record(engine: Engine, key: int | str) -> key_store.KeyRecord:
+    """A key by id (``7``, ``"7"``) or by its shown prefix (``"rk-AbCdEfGh"``); 404 if there is none."""
+    record: key_store.KeyRecord | None = None
+    if isinstance(key, int) or str(key).strip().isdigit():
+        record = key_store.get_key(engine, int(key))
+    else:
+        text = str(key).strip()
+        found = [r for r in key_store.list_keys(engine) if r.prefix == text]
+        if len(found) > 1:  # 48 random bits: two keys sharing a prefix is very unlikely, but say so
+            raise InvalidRequest(f"several keys have the prefix {text}: name the key by its id")
+        record = found[0] if found else None
+    if record is None:
+        raise RouteNotFound(
+            f"no key {key!s}: name a key by its id or its prefix (rk-...); GET /admin/keys or "
+            "`rerankd keys list` lists them"
+        )
+    return record
+
+
+def _totals(engine: Engine, where: ledger.UsageFilter) -> UsageTotals:
+    rows = ledger.summarize(engine, where)
+    return UsageTotals.of(rows[0]) if rows else UsageTotals.empty()
+
+
+def _groups(engine: Engine, where: ledger.UsageFilter, by: Grouping) -> list[UsageTotals]:
+    return [UsageTotals.of(row) for row in ledger.summarize(engine, where, by)]
+
+
+def _key_usage(
+    engine: Engine, key: int | str, since: dt.datetime | None, until: dt.datetime | None
+) -> KeyUsage:
+    record = _record(engine, key)
+    where = ledger.UsageFilter(key_id=record.id, since=since, until=until)
+    return KeyUsage(
+        Key.of(record),
+        _aware(since),
+        _aware(until),
+        _totals(engine, where),
+        _groups(engine, where, "model"),
+    )
+
+
+class Accounts:
+    """Managed keys and usage reports over a store; ``models`` (names and aliases), when given, are the
+    models a key's allow-list may name."""
+
+    def __init__(self, store: Store, *, models: Collection[str] | None = None) -> None:
+        self.store = store
+        self.models = tuple(models) if models is not None else None
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    async def create_key(
+        self,
+        name: str,
+        *,
+        models: Collection[str] | None = None,
+        budget: Decimal | int | str | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        expires_at: dt.datetime | dt.date | None = None,
+    ) -> tuple[Key, str]:
+        """A new active key and its plaintext (``rk-...``), which is shown this once and kept nowhere."""
+        fields_ = self._columns(
+            {
+                "name": name,
+                "models": models,
+                "budget": budget,
+                "rpm": rpm,
+                "tpm": tpm,
+                "expires_at": expires_at,
+            }
+        )
+        name = fields_.pop("name")
+        record, plaintext = await self.store.run(key_store.create_key, self.store.engine, name, **fields_)
+        return Key.of(record), plaintext
+
+    async def list_keys(self) -> list[Key]:
+        """Every key, revoked ones included, oldest first."""
+        return [Key.of(record) for record in await self.store.run(key_store.list_keys, self.store.engine)]
+
+    async def get_key(self, key: int | str) -> Key:
+        """A key by id or prefix (RouteNotFound, a 404, if there is none)."""
+        return Key.of(await self.store.run(_record, self.store.engine, key))
+
+    async def update_key(self, key: int | str, **changes: Any) -> Key:
+        """Set some of ``name, models, budget, rpm, tpm, expires_at, disabled``; None clears ``models``
+        (every model), ``budget`` (unlimited), ``rpm``/``tpm`` (no limit) and ``expires_at`` (never)."""
+        unknown = set(changes) - set(_EDITABLE)
+        if unknown:
+            raise InvalidRequest(
+                f"keys have no editable field {', '.join(sorted(unknown))}; "
+                f"the fields are {', '.join(_EDITABLE)}"
+            )
+        columns = self._columns(changes)
+        record = await self.store.run(_record, self.store.engine, key)
+        updated = await self.store.run(key_store.update_key, self.store.engine, record.id, **columns)
+        assert updated is not None
+        return Key.of(updated)
+
+    async def revoke_key(self, key: int | str) -> Key:
+        """Revoke a key for good (at once, on every replica). Its row stays: the ledger refers to it.
+        Revoking a revoked key changes nothing."""
+        record = await self.store.run(_record, self.store.engine, key)
+        if record.revoked_at is not None:
+            return Key.of(record)
+        revoked = await self.store.run(
+            key_store.update_key, self.store.engine, record.id, revoked_at=key_store.utcnow()
+        )
+        assert revoked is not None
+        return Key.of(revoked)
+
+    def _columns(self, values: dict[str, Any]) -> dict[str, Any]:
+        """API values as store columns, checked."""
+        columns: dict[str, Any] = {}
+        if "name" in values:
+            name = values["name"]
+            if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
+                raise InvalidRequest("`name` must be a non-empty text of at most 200 characters")
+            columns["name"] = name.strip()
+        if "models" in values:
+            models = values["models"]
+            if models is not None:
+                if isinstance(models, str):
+                    raise InvalidRequest("`models` must be a list of model names or aliases (or null)")
+                models = list(dict.fromkeys(str(m).strip() for m in models if str(m).strip()))
+                unknown = [m for m in models if self.models is not None and m not in self.models]
+                if unknown:
+                    raise InvalidRequest(
+                        f"`models` names {', '.join(unknown)}, which this server does not serve; the "
+                        f"models are: {', '.join(self.models or ()) or '(none)'}"
+                    )
+            columns["models"] = models
+        if "budget" in values:
+            columns["budget_nanos"] = _money(values["budget"], "budget")
+        for field in ("rpm", "tpm"):
+            if field in values:
+                columns[field] = _limit(values[field], field)
+        if "expires_at" in values:
+            columns["expires_at"] = as_utc(values["expires_at"])
+        if "disabled" in values:
+            if not isinstance(values["disabled"], bool):
+                raise InvalidRequest("`disabled` must be true or false")
+            columns["disabled"] = values["disabled"]
+        return columns
+
+    # -- usage -----------------------------------------------------------------------------------
+
+    async def key_usage(
+        self,
+        key: int | str,
+        *,
+        since: dt.datetime | dt.date | None = None,
+        until: dt.datetime | dt.date | None = None,
+    ) -> KeyUsage:
+        """A key (spent, reserved, remaining) and its calls over ``[since, until)``, in all and per model."""
+        return await self.store.run(_key_usage, self.store.engine, key, as_utc(since), as_utc(until))
+
+    async def usage(
+        self,
+        *,
+        key: int | str | None = None,
+        model: str | None = None,
+        since: dt.datetime | dt.date | None = None,
+        until: dt.datetime | dt.date | None = None,
+        by: Grouping | None = None,
+    ) -> UsageReport:
+        """The ledger's calls of a key (id or prefix), a model (asked or answering) and a period
+        ``[since, until)``, in all and grouped ``by`` key, model or day (UTC)."""
+        if by is not None and by not in GROUPINGS:
+            raise InvalidRequest(f"`by` must be one of {', '.join(GROUPINGS)}, not {by!r}")
+        return await self.store.run(self._usage, key, model, as_utc(since), as_utc(until), by)
+
+    def _usage(
+        self,
+        key: int | str | None,
+        model: str | None,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        by: Grouping | None,
+    ) -> UsageReport:
+        engine = self.store.engine
+        record = _record(engine, key) if key is not None else None
+        where = ledger.UsageFilter(record.id if record else None, model or None, since, until)
+        return UsageReport(
+            Key.of(record) if record else None,
+            model or None,
+            _aware(since),
+            _aware(until),
+            by,
+            _totals(engine, where),
+            _groups(engine, where, by) if by else [],
+        )
+
+    async def calls(
+        self,
+        *,
+        key: int | str | None = None,
+        model: str | None = None,
+        since: dt.datetime | dt.date | None = None,
+        until: dt.datetime | dt.date | None = None,
+        limit: int = 100_000,
+    ) -> list[CallRow]:
+        """The ledger's rows themselves (oldest first, at most ``limit``), filtered as :meth:`usage`."""
+
+        def rows(engine: Engine) -> list[CallRow]:
+            record = _record(engine, key) if key is not None else None
+            where = ledger.UsageFilter(
+                record.id if record else None, model or None, as_utc(since), as_utc(until)
+            )
+            return [CallRow.of(call) for call in ledger.calls(engine, where, limit)]
+
+        return await self.store.run(rows, self.store.engine)
+
+
+@contextmanager
+def open_accounts(database_url: str, *, models: Collection[str] | None = None) -> Iterator[Accounts]:
+    """Accounts on a database opened (and migrated) for a command run, closed after: for the CLI."""
+    store = Store(database_url, threads=1)
+    try:
+        store.upgrade()
+        yield Accounts(store, models=models)
+    finally:
+        store.close()
