@@ -6,8 +6,13 @@ requests, tokenized by rerankd's own cross-encoder backend, and runs every windo
 backend's forward pass under each strategy:
 
 - ``greedy``: sort by length, fill each pass up to the token budget (rerankd before 0.2);
-- ``dp``: the cost-minimising split of :func:`rerankd.batching.pack` with the per-pass overhead
-  measured on this device (:func:`rerankd.scheduler.measure_batch_overhead`).
+- ``dp-tokens``: the cost-minimising split of :func:`rerankd.batching.pack` counting a pass as a fixed
+  overhead plus its padded tokens (the packing before the cost was measured over batch shapes);
+- ``dp``: the same split minimising the pass time this model shows on this device, in its precision
+  (:func:`rerankd.scheduler.measure_pass_cost`: fixed + per token + per token and position).
+
+Each model's measured cost curve (predicted against timed seconds over batch shapes) and the batches the
+packing chooses for one window are printed before the strategies are compared.
 
 Each at several budgets (``--budgets``). Strategies alternate for ``--rounds`` rounds and each keeps
 its fastest round, so that interference from other work on the machine hits them alike. It reports
@@ -34,9 +39,9 @@ from rerankd_support.paths import BENCH_CACHE
 
 from rerankd.backends.base import BatchedBackend, Encoded
 from rerankd.backends.specs import TransformerSpec
-from rerankd.batching import pack, padded_tokens
+from rerankd.batching import PassCost, pack, padded_tokens
 from rerankd.kinds import load_model
-from rerankd.scheduler import measure_batch_overhead
+from rerankd.scheduler import measure_pass_cost
 from rerankd.types import ScoreOptions
 
 Packer = Callable[[Sequence[int], int, int], list[list[int]]]
@@ -92,6 +97,25 @@ def time_strategy(backend: BatchedBackend, work: list[list[Encoded]], packer: Pa
     return time.perf_counter() - began
 
 
+def print_cost_curve(backend: BatchedBackend, cost: PassCost, window: list[Encoded], budget: int) -> None:
+    """Predicted against timed seconds of passes over a few shapes, and the batches chosen for a window."""
+    template = max(window, key=len)
+    print("  rows x tokens   timed ms   predicted ms")
+    for length in (32, 128, 256):
+        item = Encoded(
+            list(template.input_ids[:length]),
+            list(template.token_type_ids[:length]) if template.token_type_ids is not None else None,
+        )
+        for rows in (1, 8, max(1, budget // max(1, len(item)))):
+            began = time.perf_counter()
+            backend.forward([item] * rows)
+            timed, predicted = time.perf_counter() - began, cost.cost(rows, len(item))
+            print(f"  {rows:4d} x {len(item):4d}   {timed * 1000:8.2f}   {predicted * 1000:8.2f}")
+    lengths = [len(item) for item in window]
+    shapes = [f"{len(batch)}x{max(lengths[i] for i in batch)}" for batch in pack(lengths, budget, 256, cost)]
+    print(f"  batches chosen for a window of {len(window)} inputs: {' '.join(shapes)}", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=csv_list(str), default=["minilm-l6", "bert-base"])
@@ -122,15 +146,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         backend = load_model(spec)
         assert isinstance(backend, BatchedBackend)
         backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
-        overhead = measure_batch_overhead(backend)
-        print(f"{model}: a forward pass costs {overhead:.0f} tokens beyond its own", flush=True)
+        cost = measure_pass_cost(backend, max(args.budgets))
+        overhead = cost.fixed / cost.per_token
+        print(
+            f"{model}: a forward pass costs {cost.describe()} ({overhead:.0f} tokens' worth fixed)",
+            flush=True,
+        )
         count = args.bert_base_requests if model == "bert-base" else args.requests
         requests = cranfield.make_requests(args.docs, count, args.seed, data=data)
+        print_cost_curve(
+            backend, cost, windows(backend, requests, min(8, len(requests)))[0], max(args.budgets)
+        )
 
-        def dp(lengths: Sequence[int], budget: int, rows_: int, o: float = overhead) -> list[list[int]]:
+        def dp_tokens(
+            lengths: Sequence[int], budget: int, rows_: int, o: float = overhead
+        ) -> list[list[int]]:
             return pack(lengths, budget, rows_, o)
 
-        strategies: dict[str, Packer] = {"greedy": greedy, "dp": dp}
+        def dp(lengths: Sequence[int], budget: int, rows_: int, c: PassCost = cost) -> list[list[int]]:
+            return pack(lengths, budget, rows_, c)
+
+        strategies: dict[str, Packer] = {"greedy": greedy, "dp-tokens": dp_tokens, "dp": dp}
         for per_window in args.windows:
             work = windows(backend, requests, per_window)
             for budget in args.budgets:

@@ -55,6 +55,16 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rerankd.models",
     ),
     "rerankd.batching": ("torch", "fastapi", "rerankd"),
+    # Below the scheduler: knows the model inputs (backends.base) and the types it reports in.
+    "rerankd.cache": (
+        "torch",
+        "fastapi",
+        "rerankd.api",
+        "rerankd.service",
+        "rerankd.models",
+        "rerankd.scheduler",
+        "rerankd.metrics",
+    ),
     "rerankd.backends": (
         "fastapi",
         "starlette",

@@ -17,6 +17,7 @@ from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
 from rerankd.scheduler import BatchingScorer, DirectScorer
 from rerankd.spec import ModelSpec
+from rerankd.types import ScoreOptions
 
 
 def pool_of(*specs: ModelSpec, **settings: float) -> ModelPool:
@@ -90,3 +91,19 @@ async def test_a_failed_load_is_logged_once_with_its_traceback(
     assert record.getMessage().startswith("model 'ce' cannot be loaded from")
     assert record.exc_info is not None  # the whole traceback, not only the first line
     assert "Traceback" in caplog.text
+
+
+async def test_cache_mb_gives_a_model_an_output_cache_with_metrics(tiny_bert: Path) -> None:
+    cached = TransformerSpec(name="cached", kind="cross-encoder", source=str(tiny_bert), cache_mb=0.5)
+    plain = TransformerSpec(name="plain", kind="cross-encoder", source=str(tiny_bert))
+    pool = pool_of(cached, plain)
+    scorer = await pool.scorer("cached")
+    for _ in range(2):
+        await scorer.score("a query", ("a document", "another document"), ScoreOptions())
+    info = scorer.info().cache
+    assert info is not None and info.capacity_bytes == 2**19 and (info.hits, info.misses) == (2, 2)
+    assert pool.views()[0].loaded == scorer.info()
+    hits = pool.metrics.registry.get_sample_value("rerankd_cache_hits_total", {"model": "cached"})
+    assert hits == 2
+    assert (await pool.scorer("plain")).info().cache is None  # off by default
+    await pool.close()

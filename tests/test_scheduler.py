@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rerankd.backends.base import Encoded, Prepared
+from rerankd.batching import PassCost
+from rerankd.cache import entry_bytes
 from rerankd.errors import ModelUnavailable, Overloaded, TransientFailure
-from rerankd.scheduler import BatchingScorer, measure_batch_overhead
+from rerankd.metrics import Metrics
+from rerankd.scheduler import BatchingScorer, measure_pass_cost
 from rerankd.types import Activation, BatchStats, ScoreOptions, ScoreResult
 
 OPTIONS = ScoreOptions()
@@ -49,7 +54,12 @@ class ScriptedBackend:
 
 def make_scorer(backend: ScriptedBackend, **limits: int) -> tuple[BatchingScorer, list[BatchStats]]:
     stats: list[BatchStats] = []
-    settings = {"max_batch_tokens": 4096, "max_batch_size": 64, "max_queue_pairs": 1000, **limits}
+    settings: dict[str, Any] = {
+        "max_batch_tokens": 4096,
+        "max_batch_size": 64,
+        "max_queue_pairs": 1000,
+        **limits,
+    }
     return BatchingScorer("m", backend, observer=stats.append, **settings), stats
 
 
@@ -201,21 +211,252 @@ class FakeClock:
 
 
 class TimedBackend(ScriptedBackend):
-    """A pass takes ``fixed`` seconds plus ``per_token`` seconds per token, on ``clock``."""
+    """A pass of ``rows`` inputs padded to ``length`` takes ``fixed + per_token * rows * length +
+    per_token_position * rows * length**2`` seconds, on ``clock``; documents are cut to
+    ``max_tokens_per_doc`` words, as real backends cut them to tokens."""
 
-    def __init__(self, fixed: float, per_token: float, clock: FakeClock) -> None:
+    def __init__(self, cost: PassCost, clock: FakeClock) -> None:
         super().__init__()
-        self.fixed, self.per_token, self.clock = fixed, per_token, clock
+        self.pass_cost, self.clock = cost, clock
+
+    def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared:
+        limit = options.max_tokens_per_doc
+        cut = [" ".join(doc.split()[:limit]) if limit else doc for doc in documents]
+        return super().prepare(query, cut, options)
 
     def forward(self, inputs: Sequence[Encoded]) -> list[float]:
-        self.clock.now += self.fixed + self.per_token * sum(map(len, inputs))
+        self.clock.now += self.pass_cost.cost(len(inputs), max(map(len, inputs)))
         return [0.0] * len(inputs)
 
 
-def test_batch_overhead_is_measured_in_tokens() -> None:
-    # 20 ms fixed and 0.5 ms per token: a pass costs as much as 40 more tokens.
+@pytest.mark.parametrize(
+    "truth",
+    [
+        PassCost(fixed=0.02, per_token=0.0005),  # 20 ms fixed, 0.5 ms per token
+        PassCost(fixed=0.0, per_token=0.001),  # no fixed cost
+        PassCost(fixed=0.003, per_token=2e-6, per_token_position=1e-8),  # attention shows at length
+    ],
+)
+def test_the_pass_cost_is_measured_over_batch_shapes(truth: PassCost) -> None:
     clock = FakeClock()
-    overhead = measure_batch_overhead(TimedBackend(fixed=0.02, per_token=0.0005, clock=clock), clock=clock)
-    assert overhead == pytest.approx(40)
-    no_fixed_cost = TimedBackend(fixed=0.0, per_token=0.001, clock=clock)
-    assert measure_batch_overhead(no_fixed_cost, clock=clock) == pytest.approx(0, abs=1e-6)
+    measured = measure_pass_cost(TimedBackend(truth, clock), budget=4096, clock=clock)
+    assert measured.fixed == pytest.approx(truth.fixed, abs=1e-9)
+    assert measured.per_token == pytest.approx(truth.per_token, rel=1e-6)
+    assert measured.per_token_position == pytest.approx(truth.per_token_position, rel=1e-6, abs=1e-12)
+
+
+async def test_a_pass_is_cut_to_the_latency_bound() -> None:
+    """Eight 101-token inputs: one pass would take 0.82 s; with a 0.25 s bound they go two at a time."""
+    backend = ScriptedBackend()
+    scorer = BatchingScorer(
+        "m",
+        backend,
+        max_batch_tokens=4096,
+        max_batch_size=64,
+        max_queue_pairs=1000,
+        batch_overhead=PassCost(fixed=0.01, per_token=0.001),
+        max_pass_seconds=0.25,
+    )
+    documents = tuple(" ".join(f"w{i}" for i in range(100)) + f" d{j}" for j in range(8))
+    await scorer.score("q", documents, OPTIONS)
+    assert [len(batch) for batch in backend.batches] == [2, 2, 2, 2]
+    await scorer.close()
+
+
+# -- the output cache (cache_mb) -------------------------------------------------------------
+
+
+class PairBackend(ScriptedBackend):
+    """A cross-encoder's shape: an input is the query's words, a separator, the document's words (token
+    types 0 then 1), with stable ids; its score is its number of tokens."""
+
+    SEP = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vocab: dict[str, int] = {}
+
+    def ids(self, text: str) -> list[int]:
+        return [self.vocab.setdefault(word, len(self.vocab) + 1) for word in text.split()]
+
+    def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared:
+        head = [*self.ids(query), self.SEP]
+        inputs = [
+            Encoded([*head, *self.ids(doc)], [0] * len(head) + [1] * len(doc.split())) for doc in documents
+        ]
+        self._tags = {
+            **getattr(self, "_tags", {}),
+            **{id(i): d for i, d in zip(inputs, documents, strict=True)},
+        }
+        return Prepared(inputs, len(query.split()), [len(doc.split()) for doc in documents], combine=list)
+
+
+def cached_scorer(
+    backend: ScriptedBackend, cache_bytes: int = 1 << 20, metrics: Metrics | None = None, **limits: int
+) -> BatchingScorer:
+    settings: dict[str, Any] = {
+        "max_batch_tokens": 4096,
+        "max_batch_size": 64,
+        "max_queue_pairs": 1000,
+        **limits,
+    }
+    return BatchingScorer(
+        "m",
+        backend,
+        cache_bytes=cache_bytes,
+        cache_identity="m",
+        cache_observer=metrics.cache_observer("m") if metrics else None,
+        **settings,
+    )
+
+
+def computed(backend: ScriptedBackend) -> list[str]:
+    return sorted(doc for batch in backend.batches for doc in batch)
+
+
+async def test_cached_inputs_skip_the_forward_pass_with_the_same_scores() -> None:
+    plain, cached = PairBackend(), PairBackend()
+    without, within = cached_scorer(plain, cache_bytes=0), cached_scorer(cached)
+    requests = [
+        ("a query", ("one two three", "four", "five six")),
+        ("a query", ("five six", "seven", "one two three", "four")),  # three repeats, one new
+        ("another query", ("four",)),  # same document, another query: another pair
+        ("a query", ("four", "four")),
+    ]
+    for query, documents in requests:
+        assert (await within.score(query, documents, OPTIONS)).scores == (
+            await without.score(query, documents, OPTIONS)
+        ).scores
+    assert computed(cached) == ["five six", "four", "four", "one two three", "seven"]
+    assert cached.batches[1] == ["seven"] and cached.batches[2] == ["four"]
+    assert len(cached.batches) == 3  # the last request came from the cache alone
+    info = within.info().cache
+    assert info is not None and (info.hits, info.misses, info.entries) == (4, 5, 5)
+    assert without.info().cache is None
+    await within.close()
+    await without.close()
+
+
+async def test_a_request_served_from_the_cache_alone_never_queues() -> None:
+    backend = PairBackend()
+    scorer = cached_scorer(backend)
+    first = await scorer.score("q", ("x y", "z"), OPTIONS)
+    blocker = await block_worker(scorer, backend)  # the worker is busy for as long as we like
+    again = await asyncio.wait_for(scorer.score("q", ("z", "x y"), OPTIONS), 5)
+    assert again.scores == first.scores[::-1]
+    assert again.timings is not None and again.timings.queue == 0 and again.timings.inference == 0
+    backend.gate.set()
+    await blocker
+    await scorer.close()
+
+
+async def test_admission_counts_only_the_inputs_to_compute() -> None:
+    """A request is admitted on its upper bound (documents + 1, before tokenization), then holds places
+    only for its inputs the cache lacks."""
+    backend = PairBackend()
+    scorer = cached_scorer(backend, max_queue_pairs=10)
+    documents = ("a", "b", "c", "d", "e")
+    await scorer.score("q", documents, OPTIONS)
+    blocker = await block_worker(scorer, backend)
+    assert scorer.pending == 1  # the blocker's one input to compute
+    mostly_cached = asyncio.create_task(scorer.score("q", (*documents, "f"), OPTIONS))  # admitted on 7
+    await wait_until(lambda: len(scorer._jobs) == 1)
+    assert scorer.pending == 2  # keeps 1: "f"
+    # 2 + 3 places fit (2 + 7 + 3 would not); a request of 9 new documents still does not.
+    assert len((await scorer.score("q", ("a", "b"), OPTIONS)).scores) == 2
+    with pytest.raises(Overloaded):
+        await scorer.score("q", tuple("ghijklmno"), OPTIONS)
+    backend.gate.set()
+    await asyncio.gather(blocker, mostly_cached)
+    assert scorer.pending == 0
+    await scorer.close()
+
+
+async def test_the_cache_keeps_to_its_bytes_and_evicts_the_least_recently_used() -> None:
+    backend = PairBackend()
+    one = entry_bytes(bytes(16), 1.0)  # a score's entry
+    scorer = cached_scorer(backend, cache_bytes=3 * one)
+    await scorer.score("q", ("d1", "d2", "d3"), OPTIONS)  # stored in this order: d1 is the oldest
+    await scorer.score("q", ("d1",), OPTIONS)  # a hit: d1 is now the newest, d2 the oldest
+    await scorer.score("q", ("d4",), OPTIONS)  # evicts d2
+    backend.batches.clear()
+    await scorer.score("q", ("d1", "d3", "d4", "d2"), OPTIONS)
+    assert backend.batches == [["d2"]]
+    info = scorer.info().cache
+    assert info is not None
+    assert info.bytes == 3 * one == info.capacity_bytes and info.entries == 3
+    assert info.evictions == 2  # d2, then d3 to make room for d2 again
+    await scorer.close()
+
+
+async def test_a_failed_pass_stores_nothing() -> None:
+    backend = PairBackend()
+    scorer = cached_scorer(backend)
+    backend.fail_next = True
+    with pytest.raises(TransientFailure):
+        await scorer.score("q", ("a b",), OPTIONS)
+    assert (await scorer.score("q", ("a b",), OPTIONS)).scores == (4.0,)
+    assert computed(backend) == ["a b", "a b"]
+    await scorer.close()
+
+
+async def test_cache_metrics_are_counted_per_model() -> None:
+    metrics = Metrics()
+    backend = PairBackend()
+    scorer = cached_scorer(backend, metrics=metrics)
+    await scorer.score("q", ("a", "b"), OPTIONS)
+    await scorer.score("q", ("b", "c"), OPTIONS)
+
+    def sample(name: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {"model": "m"})
+
+    assert sample("rerankd_cache_hits_total") == 1
+    assert sample("rerankd_cache_misses_total") == 3
+    info = scorer.info().cache
+    assert info is not None and sample("rerankd_cache_bytes") == info.bytes > 0
+    await scorer.close()
+
+
+@pytest.mark.parametrize("kind", ["bi-encoder", "cross-encoder"])
+async def test_real_models_score_the_same_with_and_without_the_cache(
+    kind: str, tiny_bi_encoder: Path, tiny_bert: Path
+) -> None:
+    """A cached output is bit for bit what that input got when it was computed. A fresh fp32 pass is not
+    reproducible across batch compositions (the GEMM kernels change with the rows: about 1e-7 apart), so
+    where the cache serves part of a request, its scores equal a fresh pass's to that noise only."""
+    from rerankd.kinds import load_model, model_spec
+
+    source = tiny_bi_encoder if kind == "bi-encoder" else tiny_bert
+    spec = model_spec({"name": "m", "kind": kind, "source": str(source), "device": "cpu", "dtype": "fp32"})
+    backend = load_model(spec)
+    settings: dict[str, Any] = {"max_batch_tokens": 4096, "max_batch_size": 64, "max_queue_pairs": 1000}
+    without = BatchingScorer("m", backend, **settings)
+    within = BatchingScorer(
+        "m", backend, cache_bytes=1 << 20, cache_identity=spec.model_dump_json(), **settings
+    )
+    passages = (
+        "The boundary layer separates from the wing at high angles of attack.",
+        "Heat transfer in hypersonic flow over a blunt body.",
+        "A short one.",
+        "Buckling of thin cylindrical shells under axial compression, with experiments.",
+        "Supersonic inlets and the shock waves that stand in front of them.",
+    )
+    query = "boundary layer separation"
+    # One at a time: both scorers drive the same model. Computed in the same batches: the same scores.
+    first = await within.score(query, passages, OPTIONS)
+    assert first.scores == (await without.score(query, passages, OPTIONS)).scores
+    # All from the cache: exactly the scores these inputs got. (In the same order: the bi-encoder's
+    # cosines come from one matrix product, whose rounding depends on a row's place in it.)
+    again = await within.score(query, passages, OPTIONS)
+    assert again.scores == first.scores
+    # Part cached, part computed: within a fresh pass's own batch noise, same ranking.
+    partial = (*passages[2:], "Shock waves in front of supersonic inlets.", "Laminar flow.")
+    mixed = await within.score(query, partial, OPTIONS)
+    fresh = await without.score(query, partial, OPTIONS)
+    assert mixed.scores == pytest.approx(fresh.scores, rel=1e-5, abs=1e-6)
+    assert sorted(range(5), key=lambda i: mixed.scores[i]) == sorted(range(5), key=lambda i: fresh.scores[i])
+    info = within.info().cache
+    # The repeat: 5 documents (and the query); the mixed request: 3 documents (and the query).
+    assert info is not None and info.hits == (10 if kind == "bi-encoder" else 8)
+    await within.close()
+    await without.close()

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         "efficient per token as larger ones there, and stay in cache), 16384 on GPU.",
     )
     max_batch_size: int = Field(default=256, ge=1, description="Rows in one forward pass.")
+    max_pass_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Predicted seconds of one forward pass at most (from the cost measured when a model "
+        "loads): bounds how long a newly arrived request waits behind a pass; passes are otherwise cut "
+        "for the most throughput.",
+    )
     load_retry_seconds: float = Field(
         default=30.0, ge=0, description="After a failed load, how long before a request tries again."
     )

@@ -64,6 +64,21 @@ class Metrics:
             registry=r,
         )
         self.models_ready = Gauge("rerankd_models_ready", "Models loaded and ready.", registry=r)
+        self.cache_hits = Counter(
+            "rerankd_cache_hits",
+            "Inputs served from the model's output cache (cache_mb).",
+            ["model"],
+            registry=r,
+        )
+        self.cache_misses = Counter(
+            "rerankd_cache_misses",
+            "Inputs looked up in the output cache and computed.",
+            ["model"],
+            registry=r,
+        )
+        self.cache_bytes = Gauge(
+            "rerankd_cache_bytes", "Memory held by the model's output cache.", ["model"], registry=r
+        )
 
     def batch_observer(self, model: str) -> Callable[[BatchStats], None]:
         rows = self.batch_rows.labels(model)
@@ -78,6 +93,19 @@ class Metrics:
             real.inc(stats.real_tokens)
             padded.inc(stats.padded_tokens)
             seconds.observe(stats.seconds)
+
+        return observe
+
+    def cache_observer(self, model: str) -> Callable[[int, int, int], None]:
+        """Counts of a model's output cache: ``observe(hits, misses, bytes_now)``."""
+        hits = self.cache_hits.labels(model)
+        misses = self.cache_misses.labels(model)
+        size = self.cache_bytes.labels(model)
+
+        def observe(new_hits: int, new_misses: int, held_bytes: int) -> None:
+            hits.inc(new_hits)
+            misses.inc(new_misses)
+            size.set(held_bytes)
 
         return observe
 

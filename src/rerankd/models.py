@@ -17,11 +17,13 @@ import time
 from dataclasses import dataclass
 
 from rerankd.backends.base import BatchedBackend, DirectBackend
+from rerankd.backends.specs import TransformerSpec
+from rerankd.batching import PassCost
 from rerankd.config import Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
 from rerankd.kinds import kind_of
 from rerankd.metrics import Metrics
-from rerankd.scheduler import BatchingScorer, DirectScorer, measure_batch_overhead
+from rerankd.scheduler import BatchingScorer, DirectScorer, measure_pass_cost
 from rerankd.spec import ModelSpec, Price
 from rerankd.types import ModelStatus, ModelView, ScoreOptions, Scorer
 
@@ -53,14 +55,21 @@ class ModelEntry:
         )
 
 
-def _load_and_warm_up(spec: ModelSpec) -> tuple[BatchedBackend | DirectBackend, float]:
+def _budget(spec: ModelSpec, settings: Settings, backend: BatchedBackend) -> int:
+    """Padded tokens per pass: the model's setting, else the server's, else the device's default."""
+    return spec.summary().max_batch_tokens or settings.max_batch_tokens or backend.batch_tokens
+
+
+def _load_and_warm_up(
+    spec: ModelSpec, settings: Settings
+) -> tuple[BatchedBackend | DirectBackend, PassCost | None]:
     """Load, then run one tiny pass so the first request does not pay for lazy initialisation, and
-    measure what a forward pass costs beyond its tokens (for packing; 0 for direct backends)."""
+    measure what a forward pass costs on this device (for packing; None for direct backends)."""
     backend: BatchedBackend | DirectBackend = kind_of(spec).load(spec)
     if not isinstance(backend, BatchedBackend):
-        return backend, 0.0
+        return backend, None
     backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
-    return backend, measure_batch_overhead(backend)
+    return backend, measure_pass_cost(backend, _budget(spec, settings, backend))
 
 
 class ModelPool:
@@ -120,12 +129,12 @@ class ModelPool:
         began = time.perf_counter()
         log.info("loading model %r (%s from %s)", spec.name, spec.kind, spec.described())
         try:
+            cost = None
             if kind.remote:
                 scorer: Scorer = kind.load(spec)
-                overhead = 0.0
             else:
-                backend, overhead = await asyncio.to_thread(_load_and_warm_up, spec)
-                scorer = self._local_scorer(spec, backend, overhead)
+                backend, cost = await asyncio.to_thread(_load_and_warm_up, spec, self.settings)
+                scorer = self._local_scorer(spec, backend, cost)
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             entry.status, entry.failed_at = "failed", time.monotonic()
@@ -141,28 +150,31 @@ class ModelPool:
         entry.scorer = scorer
         entry.status, entry.error = "ready", None
         log.info(
-            "model %r ready in %.1fs (a forward pass costs %.0f tokens beyond its own)",
+            "model %r ready in %.1fs%s",
             spec.name,
             time.perf_counter() - began,
-            overhead,
+            f"; a forward pass costs {cost.describe()}" if cost else "",
         )
         return scorer
 
     def _local_scorer(
-        self, spec: ModelSpec, backend: BatchedBackend | DirectBackend, overhead: float
+        self, spec: ModelSpec, backend: BatchedBackend | DirectBackend, cost: PassCost | None
     ) -> BatchingScorer | DirectScorer:
         if isinstance(backend, BatchedBackend):
-            # The budget of padded tokens per pass: the model's setting, else the server's, else the device's.
-            budget = spec.summary().max_batch_tokens or self.settings.max_batch_tokens or backend.batch_tokens
             return BatchingScorer(
                 spec.name,
                 backend,
-                max_batch_tokens=budget,
+                max_batch_tokens=_budget(spec, self.settings, backend),
                 max_batch_size=self.settings.max_batch_size,
                 max_queue_pairs=self.settings.max_queue_pairs,
                 max_queue_seconds=self.settings.max_queue_seconds,
-                batch_overhead=overhead,
+                batch_overhead=cost or PassCost.in_tokens(),
+                max_pass_seconds=self.settings.max_pass_seconds,
                 observer=self.metrics.batch_observer(spec.name),
+                # Off unless the entry sets cache_mb; keyed by every setting of the entry (and precision).
+                cache_bytes=int(spec.cache_mb * 2**20) if isinstance(spec, TransformerSpec) else 0,
+                cache_identity=spec.model_dump_json(),
+                cache_observer=self.metrics.cache_observer(spec.name),
             )
         return DirectScorer(
             spec.name,

@@ -8,8 +8,8 @@
 2. tokenization runs on the scorer's tokenizer thread (so it overlaps the forward pass);
 3. the job joins a FIFO queue served by the model's single worker thread, which takes a window of
    pending inputs from the oldest jobs, sorts them by length across requests, packs them by token
-   budget and the measured cost of a pass (:func:`rerankd.batching.pack`,
-   :func:`measure_batch_overhead`) and runs the forward passes;
+   budget and the measured cost of a pass (:func:`rerankd.batching.pack`, :func:`measure_pass_cost`)
+   and runs the forward passes;
 4. a job whose client went away (its future was cancelled) is dropped before its inputs are computed.
 
 ``DirectScorer`` serves backends that score a whole request at once (bm25) on one thread, with the
@@ -29,12 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from rerankd.backends.base import BatchedBackend, DirectBackend, Encoded
-from rerankd.batching import DEFAULT_BATCH_OVERHEAD, pack, padded_tokens
+from rerankd.backends.base import BatchedBackend, DirectBackend, Encoded, Prepared
+from rerankd.batching import DEFAULT_BATCH_OVERHEAD, PassCost, fit_pass_cost, pack, padded_tokens
+from rerankd.cache import Lookup, OutputCache
 from rerankd.errors import ModelUnavailable, Overloaded, RerankdError, TransientFailure
 from rerankd.types import BatchStats, ScoreOptions, ScoreResult, ScorerInfo, Timings
 
-__all__ = ["BatchObserver", "BatchingScorer", "DirectScorer", "measure_batch_overhead"]
+__all__ = ["BatchObserver", "BatchingScorer", "DirectScorer", "measure_pass_cost"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,35 +48,36 @@ WINDOW_BUDGETS = 4
 BatchObserver = Callable[[BatchStats], None]
 
 
-def measure_batch_overhead(
-    backend: BatchedBackend, repeats: int = 3, clock: Callable[[], float] = time.perf_counter
-) -> float:
-    """The fixed cost of one forward pass, in tokens' worth of compute, measured on this device.
+def measure_pass_cost(
+    backend: BatchedBackend,
+    budget: int,
+    repeats: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+) -> PassCost:
+    """What a forward pass of this model costs on this device, in this precision, in seconds.
 
-    Times a pass over one short input and one over four longer inputs (best of ``repeats`` each, read
-    from ``clock``), fits ``seconds = fixed + per_token * tokens`` and returns ``fixed / per_token``.
-    Packing uses it to trade padding against the number of passes. Falls back to the default when timing
+    Times passes over a few shapes (1 row, and a sixteenth and a quarter of the budget's rows, at about
+    32, 128 and 512 tokens or the model's window; best of ``repeats`` each, read from ``clock``) and fits
+    a :class:`~rerankd.batching.PassCost`. Falls back to the bare default overhead (in tokens) when timing
     noise makes the fit meaningless.
     """
-    short = backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs[:1]
-    document = " ".join(["the warm up document"] * 12)
-    long = backend.prepare("warm up", [document] * 4, ScoreOptions()).inputs
-
-    def best(inputs: list[Encoded]) -> float:
-        times = []
-        for _ in range(repeats):
-            began = clock()
-            backend.forward(inputs)
-            times.append(clock() - began)
-        return min(times)
-
-    short_tokens, long_tokens = sum(map(len, short)), sum(map(len, long))
-    short_seconds, long_seconds = best(short), best(long)
-    if long_tokens <= short_tokens or long_seconds <= short_seconds:
-        return DEFAULT_BATCH_OVERHEAD
-    per_token = (long_seconds - short_seconds) / (long_tokens - short_tokens)
-    fixed = short_seconds - per_token * short_tokens
-    return max(0.0, fixed / per_token)
+    samples: list[tuple[int, int, float]] = []
+    for target in sorted({min(length, backend.max_length) for length in (32, 128, 512)}):
+        # A document of about `target` tokens, cut to fit: real inputs, with the model's own prompt.
+        document = " ".join(["the boundary layer separates"] * target)
+        options = ScoreOptions(long_documents="truncate_end", max_tokens_per_doc=max(1, target - 16))
+        one = backend.prepare("warm up", [document], options).inputs[-1:]
+        length = len(one[0])
+        # A quarter of the budget already shows the per-token cost; full passes would slow every load.
+        for rows in sorted({1, max(1, budget // length // 16), max(1, budget // length // 4)}):
+            inputs = one * rows
+            times = []
+            for _ in range(repeats):
+                began = clock()
+                backend.forward(inputs)
+                times.append(clock() - began)
+            samples.append((rows, length, min(times)))
+    return fit_pass_cost(samples) or PassCost.in_tokens()
 
 
 class _Admission:
@@ -161,14 +163,26 @@ class BatchingScorer:
         max_batch_size: int,
         max_queue_pairs: int,
         max_queue_seconds: float = math.inf,
-        batch_overhead: float = DEFAULT_BATCH_OVERHEAD,
+        batch_overhead: PassCost | float = DEFAULT_BATCH_OVERHEAD,
+        max_pass_seconds: float = math.inf,
         observer: BatchObserver | None = None,
+        cache_bytes: int = 0,
+        cache_identity: str = "",
+        cache_observer: Callable[[int, int, int], None] | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
+        # Outputs per input, keyed by its tokens, the model's identity (every setting of its entry) and
+        # precision; only the misses reach the worker. Off (None) unless the model sets ``cache_mb``.
+        self._cache = (
+            OutputCache(cache_bytes, f"{cache_identity}\0{backend.precision}") if cache_bytes > 0 else None
+        )
+        self._cache_observer = cache_observer
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.batch_overhead = batch_overhead
+        # A bound on one pass's predicted seconds needs a cost measured in seconds.
+        self.max_pass_cost = max_pass_seconds if isinstance(batch_overhead, PassCost) else math.inf
         self._admission = _Admission(name, max_queue_pairs, max_queue_seconds)
         self._observer = observer
         self._tokenizer = ThreadPoolExecutor(1, thread_name_prefix=f"tokenize-{name}")
@@ -187,6 +201,7 @@ class BatchingScorer:
             precision=self.backend.precision,
             max_length=self.backend.max_length,
             batch_tokens=self.max_batch_tokens,
+            cache=self._cache.stats() if self._cache is not None else None,
         )
 
     async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
@@ -194,28 +209,50 @@ class BatchingScorer:
             raise ModelUnavailable(f"model '{self.name}' is shutting down")
         count = len(documents) + 1  # an upper bound of inputs (pairs, or query + documents)
         self._admission.admit(count)
+        held = count
+        cache = self._cache
+
+        def prepare() -> tuple[Prepared, Lookup | None]:  # on the tokenizer thread
+            prepared = self.backend.prepare(query, documents, options)
+            return prepared, cache.look_up(prepared.inputs) if cache is not None else None
+
         try:
             loop = asyncio.get_running_loop()
             began = time.perf_counter()
-            prepared = await loop.run_in_executor(
-                self._tokenizer, self.backend.prepare, query, documents, options
-            )
+            prepared, lookup = await loop.run_in_executor(self._tokenizer, prepare)
             tokenized = time.perf_counter()
-            job = _Job(prepared.inputs, loop.create_future(), loop, enqueued=tokenized)
-            with self._wakeup:
-                self._jobs.append(job)
-                self._wakeup.notify()
-            outputs = await job.future
+            todo = prepared.inputs
+            if cache is not None and lookup is not None:
+                todo = [prepared.inputs[index] for index in lookup.missing]
+                if self._cache_observer is not None:
+                    self._cache_observer(lookup.hits, lookup.misses, cache.lru.bytes)
+                # Only the misses wait in the queue: the places of the hits are given back now.
+                keep = min(held, len(todo))
+                self._admission.release(held - keep)
+                held = keep
+            job = _Job(todo, loop.create_future(), loop, enqueued=tokenized) if todo else None
+            if job is not None:
+                with self._wakeup:
+                    self._jobs.append(job)
+                    self._wakeup.notify()
+            computed = await job.future if job is not None else []
         finally:
-            self._admission.release(count)
-        started = job.started if job.started is not None else tokenized
+            self._admission.release(held)
+        outputs = computed
+        if cache is not None and lookup is not None:
+            outputs = cache.complete(lookup, computed)
+            if self._cache_observer is not None:
+                self._cache_observer(0, 0, cache.lru.bytes)
+        started = job.started if job is not None and job.started is not None else tokenized
         return ScoreResult(
             scores=tuple(prepared.combine(outputs)),
             activation=self.backend.activation,
             query_tokens=prepared.query_tokens,
             document_tokens=tuple(prepared.document_tokens),
             timings=Timings(
-                tokenization=tokenized - began, queue=started - tokenized, inference=job.inference
+                tokenization=tokenized - began,
+                queue=started - tokenized,
+                inference=job.inference if job is not None else 0.0,
             ),
             document_chunks=tuple(prepared.chunks or ()),
         )
@@ -255,7 +292,8 @@ class BatchingScorer:
     def _serve(self) -> None:
         while (window := self._take_window()) is not None:
             lengths = [len(job.inputs[index]) for job, index in window]
-            for batch in pack(lengths, self.max_batch_tokens, self.max_batch_size, self.batch_overhead):
+            budget, rows = self.max_batch_tokens, self.max_batch_size
+            for batch in pack(lengths, budget, rows, self.batch_overhead, self.max_pass_cost):
                 live = [window[k] for k in batch if not window[k][0].gone]
                 if live:
                     self._run_batch(live)

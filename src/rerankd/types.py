@@ -150,6 +150,18 @@ class CircuitState:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheState:
+    """A local model's cache of forward-pass outputs (``cache_mb``): its size and counts since it loaded."""
+
+    capacity_bytes: int
+    bytes: int
+    entries: int
+    hits: int  # inputs served from the cache
+    misses: int  # inputs computed
+    evictions: int
+
+
+@dataclass(frozen=True, slots=True)
 class ScorerInfo:
     """What a ready scorer tells about itself; None where it does not apply."""
 
@@ -157,6 +169,7 @@ class ScorerInfo:
     max_length: int | None = None  # tokens per scored input
     batch_tokens: int | None = None  # padded tokens per forward pass
     circuit: CircuitState | None = None  # upstream models
+    cache: CacheState | None = None  # local models with ``cache_mb`` set
 
 
 class Scorer(Protocol):

@@ -28,6 +28,15 @@ class CircuitCard(BaseModel):
     retry_in_seconds: float = Field(description="Until the next probe, when open.")
 
 
+class CacheCard(BaseModel):
+    capacity_bytes: int
+    bytes: int = Field(description="Memory held now.")
+    entries: int
+    hits: int = Field(description="Inputs served from the cache since the model loaded.")
+    misses: int = Field(description="Inputs looked up and computed.")
+    evictions: int
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
@@ -47,10 +56,14 @@ class ModelCard(BaseModel):
     circuit: CircuitCard | None = Field(
         default=None, description="Upstream models: breaker state and failures (after the first call)."
     )
+    cache: CacheCard | None = Field(
+        default=None, description="Local models with `cache_mb` set, once loaded: their output cache."
+    )
 
     @classmethod
     def of(cls, view: ModelView, created: int) -> ModelCard:
         circuit = view.loaded.circuit if view.loaded else None
+        cache = view.loaded.cache if view.loaded else None
         return cls(
             id=view.name,
             created=created,
@@ -66,6 +79,7 @@ class ModelCard(BaseModel):
             base_url=view.settings.base_url,
             api_key_env=view.settings.api_key_env,
             circuit=CircuitCard(**asdict(circuit)) if circuit else None,
+            cache=CacheCard(**asdict(cache)) if cache else None,
         )
 
 

@@ -24,7 +24,7 @@ from rerankd.types import LongDocuments, RerankRequest, RerankResponse, ScoreOpt
 
 __all__ = ["DIALECT", "INFO_ROUTE", "TeiRerankRequest", "info"]
 
-_DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+_DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "bf16-autocast": "bfloat16", "fp16": "float16"}
 
 
 class TeiRerankRequest(DialectRequest):

@@ -17,6 +17,8 @@ from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
 from rerankd.backends.specs import TransformerSpec
 from rerankd.backends.torch_runtime import (
+    autocast_dtype,
+    compute_context,
     default_batch_tokens,
     finish_model,
     pad_batch,
@@ -39,6 +41,7 @@ class BiEncoderBackend:
         self.device = device
         self.spec = spec
         self.precision = precision_label(spec.dtype, device)
+        self.autocast = autocast_dtype(spec.dtype, device)  # None: compute in the weights' dtype
         self.batch_tokens = default_batch_tokens(device)
         self.max_length = spec.max_length or int(model.max_seq_length or 512)
         model.max_seq_length = self.max_length
@@ -70,7 +73,9 @@ class BiEncoderBackend:
 
         def combine(outputs: list[Any]) -> list[float]:
             query_vector, windows = outputs[0], torch.stack(outputs[1:])
-            cosines = [float(score) for score in windows @ query_vector]
+            # An elementwise product, not a matrix product: each cosine is then the same whatever the
+            # other documents of the request (a matmul's blocking moves the last bits).
+            cosines = [float(score) for score in (windows * query_vector).sum(-1)]
             return best_per_document(fitted.owner, count, cosines)
 
         inputs = [query_input, *fitted.inputs]
@@ -78,7 +83,7 @@ class BiEncoderBackend:
 
     def forward(self, inputs: Sequence[Encoded]) -> list[torch.Tensor]:
         batch = pad_batch(inputs, self.pad_id, self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), compute_context(self.autocast, self.device):
             embeddings = self.model(batch)["sentence_embedding"].float()
             embeddings = torch.nn.functional.normalize(embeddings, dim=-1).cpu()
         return list(embeddings)

@@ -18,6 +18,8 @@ from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
 from rerankd.backends.specs import TransformerSpec
 from rerankd.backends.torch_runtime import (
+    autocast_dtype,
+    compute_context,
     default_batch_tokens,
     finish_model,
     pad_batch,
@@ -57,6 +59,7 @@ class CrossEncoderBackend:
         self.device = device
         self.spec = spec
         self.precision = precision_label(spec.dtype, device)
+        self.autocast = autocast_dtype(spec.dtype, device)  # None: compute in the weights' dtype
         self.batch_tokens = default_batch_tokens(device)
         self.max_length = spec.max_length or _default_max_length(tokenizer, model.config)
         self.num_labels = num_labels
@@ -96,7 +99,7 @@ class CrossEncoderBackend:
 
     def forward(self, inputs: Sequence[Encoded]) -> list[float]:
         batch = pad_batch(inputs, self.pad_id, self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), compute_context(self.autocast, self.device):
             logits = self.model(**batch).logits.float()
         scores = logits[:, 0] if self.num_labels == 1 else logits[:, 1] - logits[:, 0]
         return [float(score) for score in scores.cpu()]

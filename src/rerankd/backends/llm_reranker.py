@@ -38,6 +38,8 @@ from rerankd.backends.base import Encoded, Prepared, best_per_document
 from rerankd.backends.sources import resolve_source
 from rerankd.backends.specs import LlmRerankerSpec
 from rerankd.backends.torch_runtime import (
+    autocast_dtype,
+    compute_context,
     default_batch_tokens,
     finish_model,
     pad_batch,
@@ -136,6 +138,7 @@ class LlmRerankerBackend:
         self.spec = spec
         self.prompt = spec.yes_no_prompt()
         self.precision = precision_label(spec.dtype, device)
+        self.autocast = autocast_dtype(spec.dtype, device)  # None: compute in the weights' dtype
         self.batch_tokens = default_batch_tokens(device)
         # A private copy of the Rust tokenizer: transformers changes padding and truncation on the shared
         # one per call. Special tokens are never added: the template spells out every control token.
@@ -270,7 +273,8 @@ class LlmRerankerBackend:
         # gives every row the positions it has alone.
         positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)
         extra: dict[str, Any] = {"use_cache": False}
-        with torch.inference_mode():
+        # The shared prefix's keys and values too are computed under autocast, like the rest of the rows.
+        with torch.inference_mode(), compute_context(self.autocast, self.device):
             if shared:
                 extra = {"past_key_values": self._prefix_cache(inputs[0].input_ids[:shared], len(inputs))}
                 mask = torch.cat([mask.new_ones(len(inputs), shared), mask], dim=1)

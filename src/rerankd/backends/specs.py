@@ -19,7 +19,7 @@ from rerankd.types import LongDocuments, SpecSummary
 
 __all__ = ["Bm25Spec", "LlmRerankerSpec", "TransformerSpec"]
 
-Dtype = Literal["auto", "fp32", "bf16", "fp16", "int8"]
+Dtype = Literal["auto", "fp32", "bf16-autocast", "bf16", "fp16", "int8"]
 
 
 class TransformerSpec(ModelSpec):
@@ -37,8 +37,10 @@ class TransformerSpec(ModelSpec):
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
     dtype: Dtype = Field(
         default="auto",
-        description="Compute precision. auto: bf16 where the hardware has it (CUDA, or CPUs with AMX or "
-        "AVX512-BF16), fp16 on other GPUs, else fp32. int8: dynamic quantization of the linear layers (CPU).",
+        description="Compute precision. auto: on a CPU with AMX or AVX512-BF16, bf16-autocast; on other "
+        "CPUs fp32; on CUDA bf16 where supported, else fp16. bf16-autocast: fp32 weights, matmuls and "
+        "attention in bf16 under torch.autocast (keeps the ranking of fp32). bf16 / fp16: weights cast "
+        "(half the memory, a little quality lost). int8: dynamic quantization of the linear layers (CPU).",
     )
     max_batch_tokens: int | None = Field(default=None, ge=64, description="Overrides the server setting.")
     long_documents: LongDocuments = Field(
@@ -50,6 +52,15 @@ class TransformerSpec(ModelSpec):
         default=10, ge=1, description="Windows scored per document when chunking."
     )
     overlap_tokens: int = Field(default=32, ge=0, description="Tokens shared by neighbouring windows.")
+    cache_mb: float = Field(
+        default=0,
+        ge=0,
+        description="Memory (MiB) for a cache of this model's outputs per input, least recently used out "
+        "first: embeddings of queries and documents already seen (bi-encoder), scores of exact-repeat "
+        "(query, document) pairs (cross-encoder, llm-reranker). Keyed by the input's tokens and every "
+        "setting of this entry, so only identical inputs hit. 0 (default): off, because a cached output "
+        "can differ from a fresh one by the rounding of a different batch (in bf16 or fp16 notably).",
+    )
 
     def availability(self) -> Availability:
         return check_available(self)

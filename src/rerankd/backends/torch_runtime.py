@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ import torch
 from rerankd.backends.base import Encoded
 
 __all__ = [
+    "AUTO_ON_NATIVE_BF16_CPU",
+    "autocast_dtype",
+    "compute_context",
     "cpu_flags",
     "default_batch_tokens",
     "finish_model",
@@ -22,10 +26,29 @@ __all__ = [
     "precision_label",
     "resolve_device",
     "resolve_dtype",
+    "resolve_precision",
 ]
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Weights' dtype per precision. bf16-autocast keeps fp32 weights and computes the matmuls in bf16 under
+# torch.autocast; int8 loads fp32 weights, quantized afterwards by finish_model.
+_WEIGHTS = {
+    "fp32": torch.float32,
+    "bf16-autocast": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "int8": torch.float32,
+}
+_AUTOCAST = {"bf16-autocast": torch.bfloat16}
+_LABELS = {"bf16-autocast": "bf16 autocast"}
 _NATIVE_BF16_FLAGS = {"amx_bf16", "avx512_bf16"}
+
+# What ``auto`` computes in on a CPU with native bf16. benchmarks/bench_precision.py --fidelity on an AMX
+# Xeon (real all-MiniLM-L6-v2 reranking BM25's top 100 for all 225 Cranfield queries; README): autocast
+# is the closest to fp32 (NDCG@10 -0.0001, max |Δ| 2.7e-3, top-10 agreement 0.996); bf16 weights were
+# within 0.001 there too (+0.0001, max |Δ| 4.6e-3, 0.993) and faster on that small model, but lost 0.0027
+# in the issue's run of the same model, and on BERT-base autocast is as fast as bf16 weights (2.5x fp32).
+# int8 loses 0.019.
+AUTO_ON_NATIVE_BF16_CPU = "bf16-autocast"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -65,20 +88,43 @@ def native_bf16(device: torch.device) -> bool:
     return bool(_NATIVE_BF16_FLAGS & cpu_flags())
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """The dtype to load weights in. ``auto``: bf16 where it is native, else fp16 on CUDA, else fp32.
-    ``int8`` loads fp32 weights, quantized afterwards by :func:`finish_model`."""
+def resolve_precision(name: str, device: torch.device) -> str:
+    """What a configured ``dtype`` computes in on this device: ``fp32``, ``bf16-autocast``, ``bf16``,
+    ``fp16`` or ``int8``. ``auto``: on a CPU with native bf16, bf16 matmuls under autocast with fp32
+    weights (:data:`AUTO_ON_NATIVE_BF16_CPU`), fp32 on other CPUs; on CUDA, bf16 weights where supported,
+    else fp16. Refuses what the device cannot run."""
     if name == "auto":
-        if native_bf16(device):
-            return torch.bfloat16
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return "bf16" if native_bf16(device) else "fp16"
+        return AUTO_ON_NATIVE_BF16_CPU if native_bf16(device) else "fp32"
+    if name not in _WEIGHTS:
+        raise ValueError(f"unknown precision {name!r}; one of auto, {', '.join(_WEIGHTS)}")
     if name == "fp16" and device.type == "cpu":
-        raise RuntimeError("fp16 is not supported on CPU; use bf16, int8 or fp32")
-    if name == "int8":
-        if device.type != "cpu":
-            raise RuntimeError("int8 (dynamic quantization) runs on CPU only; use bf16 or fp16 on CUDA")
-        return torch.float32
-    return _DTYPES[name]
+        raise RuntimeError("fp16 is not supported on CPU; use bf16-autocast, bf16, int8 or fp32")
+    if name == "int8" and device.type != "cpu":
+        raise RuntimeError("int8 (dynamic quantization) runs on CPU only; use bf16 or fp16 on CUDA")
+    return name
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The dtype to load weights in: fp32 for ``fp32``, ``bf16-autocast`` and ``int8`` (quantized
+    afterwards by :func:`finish_model`), else the named half precision."""
+    return _WEIGHTS[resolve_precision(name, device)]
+
+
+def autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
+    """The dtype the forward pass autocasts to, or None where it runs in the weights' dtype."""
+    return _AUTOCAST.get(resolve_precision(name, device))
+
+
+def compute_context(
+    autocast: torch.dtype | None, device: torch.device
+) -> contextlib.AbstractContextManager[Any]:
+    """Around a forward pass: ``torch.autocast`` to ``autocast`` (matmuls and attention in bf16; what
+    autocast leaves alone, such as layer norms, softmax and the residual stream, stays fp32), or nothing."""
+    if autocast is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=autocast)
 
 
 def finish_model(model: torch.nn.Module, name: str) -> torch.nn.Module:
@@ -94,13 +140,10 @@ def finish_model(model: torch.nn.Module, name: str) -> torch.nn.Module:
 
 
 def precision_label(name: str, device: torch.device) -> str:
-    """What a model actually computes in, for /v1/models: e.g. ``fp32 (auto)``."""
-    if name != "auto":
-        return name
-    chosen = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[
-        resolve_dtype(name, device)
-    ]
-    return f"{chosen} (auto)"
+    """What a model actually computes in, for /v1/models: e.g. ``fp32``, ``bf16 autocast (auto)``."""
+    precision = resolve_precision(name, device)
+    label = _LABELS.get(precision, precision)
+    return f"{label} (auto)" if name == "auto" else label
 
 
 def pad_batch(
