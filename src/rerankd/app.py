@@ -32,10 +32,9 @@ from rerankd.errors import (
     UnsupportedMediaType,
     error_body,
 )
-from rerankd.metering import Meter
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
-from rerankd.service import RerankService
+from rerankd.service import RerankService, meter_for
 from rerankd.store import Store
 
 __all__ = ["create_app"]
@@ -182,14 +181,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     pool = ModelPool(settings, metrics)
-    meter = Meter(
-        Store(settings.database_url) if settings.metered else None,
-        static_keys=settings.api_keys,
-        admin_keys=settings.admin_keys,
-        canonical=pool.canonical,
-        price_of=pool.price_of,
-        chain_of=pool.chain_of,
-    )
+    meter = meter_for(settings, pool, Store(settings.database_url) if settings.metered else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

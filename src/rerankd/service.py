@@ -32,6 +32,7 @@ from rerankd.errors import (
 from rerankd.metering import Admission, Meter, rate_headers
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
+from rerankd.store import Store
 from rerankd.types import (
     Activation,
     Attempt,
@@ -45,7 +46,7 @@ from rerankd.types import (
     Usage,
 )
 
-__all__ = ["RerankService", "activate"]
+__all__ = ["RerankService", "activate", "meter_for"]
 
 
 # Failures after which the next model of the fallback chain is tried. Errors in the request itself
@@ -78,6 +79,18 @@ def activate(scores: tuple[float, ...], activation: Activation, *, raw: bool = F
     return [s / (s + 1.0) for s in scores]
 
 
+def meter_for(settings: Settings, pool: ModelPool, store: Store | None) -> Meter:
+    """The gateway's policy over these settings' keys and this pool's models and prices."""
+    return Meter(
+        store,
+        static_keys=settings.api_keys,
+        admin_keys=settings.admin_keys,
+        canonical=pool.canonical,
+        price_of=pool.price_of,
+        chain_of=pool.chain_of,
+    )
+
+
 class RerankService:
     def __init__(
         self,
@@ -91,14 +104,7 @@ class RerankService:
         self.pool = pool
         self.metrics = metrics
         self.accounts = accounts  # managed keys and usage reports; None without a database
-        self.meter = meter or Meter(
-            None,
-            static_keys=settings.api_keys,
-            admin_keys=settings.admin_keys,
-            canonical=pool.canonical,
-            price_of=pool.price_of,
-            chain_of=pool.chain_of,
-        )
+        self.meter = meter or meter_for(settings, pool, None)
 
     async def authenticate(self, authorization: str | None) -> Caller:
         """The caller a client's ``Authorization`` header names (Unauthorized, saying why, if none)."""

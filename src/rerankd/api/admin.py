@@ -153,16 +153,8 @@ class Totals(BaseModel):
         return cls(**values)
 
 
-class Group(BaseModel):
+class Group(Totals):
     group: str = Field(description="The key (`name (prefix)` or a static key's label), model or day.")
-    calls: int
-    errors: int
-    documents: int
-    query_tokens: int
-    documents_tokens: int
-    total_tokens: int
-    search_units: int
-    cost: Money
 
     @classmethod
     def of(cls, totals: UsageTotals) -> Group:

@@ -140,23 +140,18 @@ def render(response: RerankResponse, documents: list[Document], version: str) ->
     )
 
 
-V1 = Dialect(
-    name="cohere",
-    request=CohereV1Request,
-    response=CohereResponse,
-    render=lambda response, body: render(response, body.documents, "1"),
-    paths=("/cohere/v1/rerank",),
-    summary="Rerank (Cohere v1 format)",
-    tag="rerank: cohere",
-    errors="message",
-)
-V2 = Dialect(
-    name="cohere-v2",
-    request=CohereV2Request,
-    response=CohereResponse,
-    render=lambda response, body: render(response, body.documents, "2"),
-    paths=("/cohere/v2/rerank",),
-    summary="Rerank (Cohere v2 format)",
-    tag="rerank: cohere",
-    errors="message",
-)
+def _dialect(name: str, request: type[CohereV1Request] | type[CohereV2Request], version: str) -> Dialect[Any]:
+    return Dialect(
+        name=name,
+        request=request,
+        response=CohereResponse,
+        render=lambda response, body: render(response, body.documents, version),
+        paths=(f"/cohere/v{version}/rerank",),
+        summary=f"Rerank (Cohere v{version} format)",
+        tag="rerank: cohere",
+        errors="message",
+    )
+
+
+V1 = _dialect("cohere", CohereV1Request, "1")
+V2 = _dialect("cohere-v2", CohereV2Request, "2")
