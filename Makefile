@@ -22,10 +22,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # The support package (support/: generated models, the server harness, benchmark machinery) is a
 # distribution of its own that tests and benchmarks import; it is never part of rerankd.
 # The store's tests run a throw-away PostgreSQL server too: Debian's postgresql package, installed where missing.
+# The browser tests (tests/web/) drive Debian's chromium, with fonts-noto-cjk for the Chinese page; Playwright
+# never downloads a browser of its own.
 $(VENV)/.installed-test: pyproject.toml support/pyproject.toml $(VENV)/.installed
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q -e ./support
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql)
+	(command -v chromium && ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc) >/dev/null 2>&1 || \
+		(apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk)
 	touch $@
 
 install: $(VENV)/.installed

@@ -42,6 +42,20 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rerankd.upstream",
     ),
     "rerankd.money": ("rerankd.",),
+    # The pages are static files and their routes: they reach the server only over HTTP, as any client does.
+    "rerankd.web": (
+        *MODEL_LIBRARIES,
+        "httpx",
+        "rerankd.api",
+        "rerankd.service",
+        "rerankd.models",
+        "rerankd.backends",
+        "rerankd.scheduler",
+        "rerankd.upstream",
+        "rerankd.store",
+        "rerankd.accounts",
+        "rerankd.metering",
+    ),
     "rerankd.metering": ("fastapi", "starlette", *MODEL_LIBRARIES, "rerankd.api", "rerankd.service"),
     "rerankd.accounts": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service", "rerankd.models"),
     "rerankd.service": ("fastapi", "starlette", "torch", "rerankd.api"),
@@ -113,6 +127,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rerankd.upstream",
         "torch",
     ),
+    # The Python API and batch reranking run the service without HTTP; Ray only in its own modules.
+    "rerankd.reranker": ("fastapi", "starlette", "torch", "ray", "rerankd.api", "rerankd.app"),
+    "rerankd.batch": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.app", "rerankd.ray_serve"),
+    "rerankd.ray_options": ("ray", "fastapi", "torch", "rerankd.api"),
     "rerankd.metrics": ("rerankd.api", "rerankd.service", "rerankd.scheduler", "rerankd.backends", "torch"),
 }
 
@@ -159,7 +177,7 @@ def test_the_app_imports_no_model_library_until_a_model_loads() -> None:
     import subprocess
     import sys
 
-    heavy = "{'torch', 'transformers', 'bm25s', 'sentence_transformers'}"
+    heavy = "{'torch', 'transformers', 'bm25s', 'sentence_transformers', 'ray'}"
     code = (
         "import sys, rerankd.app, rerankd.cli\n"
         "from rerankd.config import load_settings\n"

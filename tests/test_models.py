@@ -12,7 +12,7 @@ from rerankd import models as models_module
 from rerankd.backends.specs import Bm25Spec, TransformerSpec
 from rerankd.config import Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
-from rerankd.kinds import ModelKind
+from rerankd.kinds import ModelKind, Resolve
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
 from rerankd.scheduler import BatchingScorer, DirectScorer
@@ -41,9 +41,9 @@ async def test_concurrent_first_requests_share_one_load(
     real = models_module.kind_of
 
     class Counting(ModelKind):
-        def load(self, spec: ModelSpec) -> object:
+        def load(self, spec: ModelSpec, resolve: Resolve | None = None) -> object:
             calls.append(spec.name)
-            return super().load(spec)
+            return super().load(spec, resolve)
 
     def counting(spec: ModelSpec) -> ModelKind:
         kind = real(spec)

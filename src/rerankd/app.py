@@ -36,6 +36,7 @@ from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
 from rerankd.service import RerankService, meter_for
 from rerankd.store import Store
+from rerankd.web import include_pages
 
 __all__ = ["create_app"]
 
@@ -199,8 +200,12 @@ def create_app(settings: Settings) -> FastAPI:
         description="Self-hosted rerank API server and gateway. POST /v1/rerank ranks documents by "
         "relevance to a query with the model you name; GET /v1/models lists the models. The same service "
         "speaks the Cohere (v1, v2), Jina, Voyage, TEI, Infinity and vLLM rerank formats, each under its own "
-        "prefix (/cohere/v2/rerank, /jina/v1/rerank, /tei/rerank, ...).",
+        "prefix (/cohere/v2/rerank, /jina/v1/rerank, /tei/rerank, ...). Try the models side by side in the "
+        "[playground](/playground).",
         lifespan=lifespan,
+        # /docs and /redoc are served by rerankd.web from local assets (FastAPI's load them from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -210,6 +215,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.unknown_fields = set()
     app.state.started_at = time.time()
     include_routes(app, settings)
+    include_pages(app)
     _install_error_handlers(app)
     app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestId)  # outermost: every answer carries its id

@@ -15,8 +15,11 @@ import sys
 from collections.abc import Sequence
 
 import rerankd
+from rerankd.batch.cli import add_batch_command, batch
 from rerankd.config import ConfigError, Settings, load_settings
+from rerankd.evaluate.cli import add_eval_command, evaluate
 from rerankd.manage import add_commands, manage
+from rerankd.ray_options import add_ray_serve_options, serve_on_ray
 
 __all__ = ["main"]
 
@@ -57,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="log verbosity [env RERANKD_LOG_LEVEL; default info]",
     )
+    add_ray_serve_options(serve)
 
     models = commands.add_parser(
         "models",
@@ -69,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         "--load", action="store_true", help="load every model (slow) to check it really works"
     )
     add_commands(commands, config_help)
+    add_batch_command(commands, config_help)
+    add_eval_command(commands, config_help)
     return parser
 
 
@@ -112,9 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             settings = load_settings(args.config, host=args.host, port=args.port, log_level=args.log_level)
-            return _serve(settings)
+            return serve_on_ray(settings, args) if args.ray else _serve(settings)
         if args.command in ("keys", "usage", "db"):
             return manage(args)
+        if args.command == "batch":
+            return batch(args)
+        if args.command == "eval":
+            return evaluate(args)
         return _models(load_settings(args.config), args.load)
     except ConfigError as exc:
         print(f"rerankd: {exc}", file=sys.stderr)

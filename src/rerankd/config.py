@@ -129,6 +129,18 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"fallback {fallback!r} of model {spec.name!r} is not another configured model"
                     )
+        composite = {name for spec in self.models if spec.requires() for name in spec.names}
+        for spec in self.models:
+            for needed in spec.requires():
+                if needed not in seen or needed in spec.names:
+                    raise ValueError(
+                        f"model {spec.name!r} combines {needed!r}, which is not another configured model"
+                    )
+                if needed in composite:
+                    raise ValueError(
+                        f"model {spec.name!r} combines {needed!r}, which combines models itself; "
+                        "list that model's components instead"
+                    )
         if set(self.admin_keys) & set(self.api_keys):
             raise ValueError(
                 "a key is in both admin_keys and api_keys; an admin key must not be a client key"

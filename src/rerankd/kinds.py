@@ -7,6 +7,7 @@
 | llm-reranker  | backends.specs.LlmRerankerSpec | backends/llm_reranker.py                     |
 | bm25          | backends.specs.Bm25Spec        | backends/bm25.py                             |
 | upstream      | upstream.spec.UpstreamSpec     | upstream/base.py (another rerank API)        |
+| hybrid        | backends.specs.HybridSpec      | backends/hybrid.py (fuses configured models) |
 
 A new kind is one implementation module plus one line in ``KINDS`` (and a settings class, if it takes
 settings no existing kind has). The config accepts exactly these kinds, each with its own settings;
@@ -16,17 +17,20 @@ implementations load lazily, so a server that serves only bm25 never imports tor
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from rerankd.backends.specs import Bm25Spec, LlmRerankerSpec, TransformerSpec
+from rerankd.backends.specs import Bm25Spec, HybridSpec, LlmRerankerSpec, TransformerSpec
 from rerankd.spec import ModelSpec
+from rerankd.types import Scorer
 from rerankd.upstream.spec import UpstreamSpec
 
-__all__ = ["KINDS", "ModelKind", "kind_of", "load_model", "model_spec"]
+__all__ = ["KINDS", "ModelKind", "Resolve", "kind_of", "load_model", "model_spec"]
+
+Resolve = Callable[[str], Awaitable[Scorer]]  # a configured model's ready scorer, by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +45,16 @@ class ModelKind:
     spec: type[ModelSpec]
     implementation: str
     remote: bool = False
+    composite: bool = False  # scores through other configured models: ``load(spec, resolve)``
 
-    def load(self, spec: ModelSpec) -> Any:
+    def load(self, spec: ModelSpec, resolve: Resolve | None = None) -> Any:
         module, _, name = self.implementation.partition(":")
-        return getattr(importlib.import_module(module), name).load(spec)
+        implementation = getattr(importlib.import_module(module), name)
+        if self.composite:
+            if resolve is None:
+                raise ValueError(f"model {spec.name!r} ({spec.kind}) needs the other configured models")
+            return implementation.load(spec, resolve)
+        return implementation.load(spec)
 
 
 KINDS: dict[str, ModelKind] = {
@@ -53,6 +63,7 @@ KINDS: dict[str, ModelKind] = {
     "llm-reranker": ModelKind(LlmRerankerSpec, "rerankd.backends.llm_reranker:LlmRerankerBackend"),
     "bm25": ModelKind(Bm25Spec, "rerankd.backends.bm25:Bm25Backend"),
     "upstream": ModelKind(UpstreamSpec, "rerankd.upstream.base:UpstreamScorer", remote=True),
+    "hybrid": ModelKind(HybridSpec, "rerankd.backends.hybrid:HybridScorer", remote=True, composite=True),
 }
 
 

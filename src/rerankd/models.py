@@ -130,8 +130,10 @@ class ModelPool:
         log.info("loading model %r (%s from %s)", spec.name, spec.kind, spec.described())
         try:
             cost = None
-            if kind.remote:
-                scorer: Scorer = kind.load(spec)
+            if kind.composite:
+                scorer: Scorer = kind.load(spec, self.scorer)
+            elif kind.remote:
+                scorer = kind.load(spec)
             else:
                 backend, cost = await asyncio.to_thread(_load_and_warm_up, spec, self.settings)
                 scorer = self._local_scorer(spec, backend, cost)

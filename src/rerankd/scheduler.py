@@ -33,7 +33,7 @@ from rerankd.backends.base import BatchedBackend, DirectBackend, Encoded, Prepar
 from rerankd.batching import DEFAULT_BATCH_OVERHEAD, PassCost, fit_pass_cost, pack, padded_tokens
 from rerankd.cache import Lookup, OutputCache
 from rerankd.errors import ModelUnavailable, Overloaded, RerankdError, TransientFailure
-from rerankd.types import BatchStats, ScoreOptions, ScoreResult, ScorerInfo, Timings
+from rerankd.types import BatchStats, ScoreOptions, ScoreResult, ScorerInfo, Span, Timings
 
 __all__ = ["BatchObserver", "BatchingScorer", "DirectScorer", "measure_pass_cost"]
 
@@ -244,6 +244,7 @@ class BatchingScorer:
             if self._cache_observer is not None:
                 self._cache_observer(0, 0, cache.lru.bytes)
         started = job.started if job is not None and job.started is not None else tokenized
+        spans = prepared.spans(outputs) if options.return_spans else None
         return ScoreResult(
             scores=tuple(prepared.combine(outputs)),
             activation=self.backend.activation,
@@ -255,6 +256,7 @@ class BatchingScorer:
                 inference=job.inference if job is not None else 0.0,
             ),
             document_chunks=tuple(prepared.chunks or ()),
+            spans=tuple(spans or ()),
         )
 
     async def close(self) -> None:
@@ -376,6 +378,13 @@ class DirectScorer:
             query_tokens=result.query_tokens,
             document_tokens=tuple(result.document_tokens),
             timings=Timings(inference=seconds),
+            # A direct backend scores whole documents: the match is the whole text.
+            spans=tuple(
+                Span(0, len(document), score)
+                for document, score in zip(documents, result.scores, strict=True)
+            )
+            if options.return_spans
+            else (),
         )
 
     async def close(self) -> None:

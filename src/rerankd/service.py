@@ -18,6 +18,7 @@ from dataclasses import replace
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from rerankd.accounts import Accounts
+from rerankd.activation import activate
 from rerankd.config import Settings
 from rerankd.errors import (
     CircuitOpen,
@@ -34,7 +35,6 @@ from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
 from rerankd.store import Store
 from rerankd.types import (
-    Activation,
     Attempt,
     CallContext,
     Caller,
@@ -43,6 +43,7 @@ from rerankd.types import (
     RerankRequest,
     RerankResponse,
     ScoreResult,
+    Span,
     Usage,
 )
 
@@ -63,20 +64,8 @@ def _exhausted(last: RerankdError, trace: list[Attempt]) -> RerankdError:
     return error
 
 
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
-
-
-def activate(scores: tuple[float, ...], activation: Activation, *, raw: bool = False) -> list[float]:
-    """Map raw scores to relevance: sigmoid for cross-encoder logits, s/(s+1) for BM25, else as is."""
-    if raw or activation == "identity":
-        return list(scores)
-    if activation == "sigmoid":
-        return [_sigmoid(s) for s in scores]
-    return [s / (s + 1.0) for s in scores]
+def _finite(score: float) -> float:
+    return score if math.isfinite(score) else -1e30
 
 
 def meter_for(settings: Settings, pool: ModelPool, store: Store | None) -> Meter:
@@ -228,17 +217,37 @@ class RerankService:
                 self.metrics.attempts.labels(name, "ok").inc()
         return result
 
+    @staticmethod
+    def _spans(request: RerankRequest, result: ScoreResult) -> list[Span | None] | None:
+        """Each document's best window with its score on the scale of ``relevance_score``."""
+        if not request.options.return_spans or len(result.spans) != len(result.scores):
+            return None
+        found = [span for span in result.spans if span is not None]
+        scores = iter(
+            activate(tuple(span.score for span in found), result.activation, raw=request.raw_scores)
+        )
+        return [
+            None if span is None else Span(span.start, span.end, _finite(next(scores)))
+            for span in result.spans
+        ]
+
     def _respond(
         self, request: RerankRequest, result: ScoreResult, served_by: str, trace: list[Attempt]
     ) -> RerankResponse:
         scores = activate(result.scores, result.activation, raw=request.raw_scores)
         # Non-finite scores (a numerically broken model) rank last instead of breaking JSON.
-        scores = [s if math.isfinite(s) else -1e30 for s in scores]
+        scores = [_finite(s) for s in scores]
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         if request.top_n:
             order = order[: request.top_n]
+        spans = self._spans(request, result)
         ranked = tuple(
-            RankedDocument(i, scores[i], request.documents[i] if request.return_documents else None)
+            RankedDocument(
+                i,
+                scores[i],
+                request.documents[i] if request.return_documents else None,
+                spans[i] if spans else None,
+            )
             for i in order
         )
         usage = Usage(query_tokens=result.query_tokens, documents_tokens=sum(result.document_tokens))

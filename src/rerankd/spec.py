@@ -97,6 +97,10 @@ class ModelSpec(BaseModel):
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
 
+    def requires(self) -> tuple[str, ...]:
+        """Other configured models this one scores through (a hybrid's components)."""
+        return ()
+
     def availability(self) -> Availability:
         """Whether the model can be had (files found, package installed), without loading it."""
         return Availability(True, "built in")

@@ -27,6 +27,7 @@ class ScoreOptions:
     overlap_tokens: int | None = None
     max_tokens_per_doc: int | None = None  # cut every document to this many tokens first
     instruction: str | None = None  # the task, for LLM rerankers that take one (None: the model's default)
+    return_spans: bool = False  # also report where in each document its best window lies
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,16 @@ class Timings:
 
 
 @dataclass(frozen=True, slots=True)
+class Span:
+    """Where a document matched best: the character range ``[start, end)`` of its best-scoring window in
+    the document as sent (Python string indices: Unicode code points), and that window's score."""
+
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
 class ScoreResult:
     """What a scorer returns: one raw score per document, in request order."""
 
@@ -62,6 +73,7 @@ class ScoreResult:
     document_tokens: tuple[int, ...]
     timings: Timings = field(default_factory=Timings)
     document_chunks: tuple[int, ...] = ()  # inputs scored per document (> 1 when chunked); () = one each
+    spans: tuple[Span | None, ...] = ()  # per document, when asked (``return_spans``) and known; raw scores
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +92,7 @@ class RankedDocument:
     index: int
     relevance_score: float
     document: str | None  # None when the caller did not ask for documents back
+    span: Span | None = None  # its best window, when the caller asked (``return_spans``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ def test_default_max_length_from_the_model(tiny_xlmr: Path) -> None:
     assert load(tiny_xlmr).max_length == 512  # 514 positions minus the RoBERTa padding offset
 
 
-def test_long_documents_are_chunked_with_overlap_and_score_as_their_best_window(tiny_bert: Path) -> None:
+def test_long_documents_are_chunked_with_overlap_and_scored_from_their_windows(tiny_bert: Path) -> None:
     backend = load(tiny_bert, max_length=32, overlap_tokens=4, max_chunks_per_doc=50)
     words = " ".join(f"w{i}" for i in range(60))
     prepared = backend.prepare("capital", [words, "short"], ScoreOptions())
@@ -120,7 +120,9 @@ def test_long_documents_are_chunked_with_overlap_and_score_as_their_best_window(
     assert prepared.chunks == [len(windows), 1]
     assert prepared.document_tokens[0] == sum(len(window) for window in windows)
     outputs = backend.forward(prepared.inputs)
-    assert prepared.combine(outputs) == [max(outputs[:-1]), outputs[-1]]
+    weight = backend.spec.best_window_weight  # the best window, mixed with the first (Windows)
+    expected = weight * max(outputs[:-1]) + (1 - weight) * outputs[0]
+    assert prepared.combine(outputs) == [pytest.approx(expected), outputs[-1]]
 
 
 def test_chunk_limit_and_per_request_choices(tiny_bert: Path) -> None:

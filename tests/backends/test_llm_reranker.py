@@ -8,6 +8,7 @@ at the last position.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from functools import cache
@@ -224,19 +225,27 @@ def test_truncation_cuts_the_document_and_keeps_the_prompt(
     assert all(math.isfinite(score) for score in scores)
 
 
-def test_long_documents_are_chunked_and_score_as_their_best_window(short_window: LlmRerankerBackend) -> None:
+def test_long_documents_are_chunked_and_scored_from_their_windows(short_window: LlmRerankerBackend) -> None:
     prepared = short_window.prepare(QUERY, [LONG_DOCUMENT, "short"], ScoreOptions())
     head, document, suffix = in_context(short_window, QUERY, LONG_DOCUMENT)
     windows = [list(item.input_ids)[len(head) : -len(suffix)] for item in prepared.inputs[:-1]]
     assert all(len(item) <= 160 for item in prepared.inputs)
     assert all(list(item.input_ids)[-len(suffix) :] == suffix for item in prepared.inputs)
     assert windows[0] == document[: len(windows[0])]
-    assert windows[1][:4] == windows[0][-4:]  # neighbours share the overlap
-    assert windows[-1][-1] == document[-1]  # the whole document is covered
+    # Every window is full length and the last one ends at the document's end, so it may share more than
+    # the overlap with its neighbour: neighbours share at least the overlap.
+    assert len({len(window) for window in windows}) == 1
+    starts = [next(k for k in range(len(document)) if document[k : k + len(w)] == w) for w in windows]
+    assert all(0 < later - earlier <= len(windows[0]) - 4 for earlier, later in itertools.pairwise(starts))
+    assert windows[-1] == document[-len(windows[-1]) :]  # the whole document is covered
     assert prepared.chunks == [len(windows), 1]
     assert prepared.document_tokens[0] == sum(len(window) for window in windows)
     outputs = short_window.forward(prepared.inputs)
-    assert prepared.combine(outputs) == [max(outputs[:-1]), outputs[-1]]
+    expected = (
+        short_window.spec.best_window_weight * max(outputs[:-1])
+        + (1 - short_window.spec.best_window_weight) * outputs[0]
+    )
+    assert prepared.combine(outputs) == [pytest.approx(expected), outputs[-1]]
 
 
 def test_chunk_limit_and_refusal(short_window: LlmRerankerBackend) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rerankd.api.dialect import Dialect, DialectRequest, all_if_zero
+from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, all_if_zero, span_of
 from rerankd.errors import InvalidRequest
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
@@ -92,6 +92,7 @@ class CohereResult(BaseModel):
     index: int
     relevance_score: float
     document: dict[str, Any] | None = None
+    span: ResultSpan | None = Field(default=None, description=SPAN_DESCRIPTION)
 
 
 class CohereApiVersion(BaseModel):
@@ -127,7 +128,9 @@ def render(response: RerankResponse, documents: list[Document], version: str) ->
             original = documents[item.index]
             document = {"text": original} if isinstance(original, str) else original
         results.append(
-            CohereResult(index=item.index, relevance_score=item.relevance_score, document=document)
+            CohereResult(
+                index=item.index, relevance_score=item.relevance_score, document=document, span=span_of(item)
+            )
         )
     return CohereResponse(
         id=str(uuid.uuid4()),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from fastapi import Depends, Request
@@ -29,18 +29,21 @@ from rerankd.api.common import (
 )
 from rerankd.errors import ERROR_SHAPES, ErrorShape
 from rerankd.service import RerankService
-from rerankd.types import CallContext, RerankRequest, RerankResponse
+from rerankd.types import CallContext, RankedDocument, RerankRequest, RerankResponse
 
 __all__ = [
+    "SPAN_DESCRIPTION",
     "Dialect",
     "DialectRequest",
     "Endpoint",
+    "ResultSpan",
     "TextDocument",
     "all_if_zero",
     "answer",
     "endpoint_for",
     "error_responses",
     "route_options",
+    "span_of",
     "text_of",
 ]
 
@@ -57,6 +60,11 @@ class DialectRequest(BaseModel):
         description="The task, for LLM rerankers such as Qwen3-Reranker; other models ignore it.",
     )
     raw_scores: bool = Field(default=False, description="Skip the sigmoid of one-label cross-encoders.")
+    return_spans: bool = Field(
+        default=False,
+        description="Also return, per result, `span`: where in the document its best-scoring window lies "
+        "and that window's score.",
+    )
 
     def to_internal(self, default_model: str) -> RerankRequest:
         """The internal request; ``default_model`` answers requests that name no model."""
@@ -68,6 +76,29 @@ class TextDocument(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     text: str
+
+
+SPAN_DESCRIPTION = "With `return_spans`: where the document matched best (its best-scoring window)."
+
+
+class ResultSpan(BaseModel):
+    """Where a document matched best (with ``return_spans``): its best-scoring window."""
+
+    start: int = Field(
+        description="Offset of the window's first character in the document as sent, counted in Unicode "
+        "code points (Python string indices; JavaScript strings count UTF-16 units)."
+    )
+    end: int = Field(description="Offset just past the window's last character (same units).")
+    score: float = Field(
+        description="The window's own score, on the scale of relevance_score (for a hybrid model, on the "
+        "scale of the component model that has windows)."
+    )
+
+
+def span_of(item: RankedDocument) -> ResultSpan | None:
+    """A result's span for the wire, None when not asked for (left out of the answer)."""
+    span = item.span
+    return None if span is None else ResultSpan(start=span.start, end=span.end, score=span.score)
 
 
 def text_of(document: str | TextDocument) -> str:
@@ -141,9 +172,10 @@ async def answer(dialect: Dialect[Body], body: Body, request: Request) -> JSONRe
     log_unknown_fields(request, dialect.name, body)
     service: RerankService = request.app.state.service
     context = CallContext(caller(request), request_id(request), request.url.path, dialect.name)
-    response: RerankResponse = await cancel_on_disconnect(
-        request, service.serve(body.to_internal(default_model(request)), context)
-    )
+    internal = body.to_internal(default_model(request))
+    if body.return_spans:  # every dialect takes it: set here, not in each dialect's conversion
+        internal = replace(internal, options=replace(internal.options, return_spans=True))
+    response: RerankResponse = await cancel_on_disconnect(request, service.serve(internal, context))
     headers = timing_headers(response.timings, began)
     headers["x-rerankd-served-by"] = response.model
     headers.update(response.headers)

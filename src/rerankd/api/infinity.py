@@ -10,7 +10,16 @@ import uuid
 
 from pydantic import BaseModel, Field
 
-from rerankd.api.dialect import Dialect, DialectRequest, TextDocument, all_if_zero, text_of
+from rerankd.api.dialect import (
+    SPAN_DESCRIPTION,
+    Dialect,
+    DialectRequest,
+    ResultSpan,
+    TextDocument,
+    all_if_zero,
+    span_of,
+    text_of,
+)
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["DIALECT", "InfinityRerankRequest"]
@@ -39,6 +48,7 @@ class InfinityResult(BaseModel):
     index: int
     relevance_score: float
     document: str | None = None
+    span: ResultSpan | None = Field(default=None, description=SPAN_DESCRIPTION)
 
 
 class InfinityUsage(BaseModel):
@@ -59,7 +69,12 @@ def render(response: RerankResponse, body: InfinityRerankRequest) -> InfinityRes
     tokens = response.usage.total_tokens
     return InfinityResponse(
         results=[
-            InfinityResult(index=item.index, relevance_score=item.relevance_score, document=item.document)
+            InfinityResult(
+                index=item.index,
+                relevance_score=item.relevance_score,
+                document=item.document,
+                span=span_of(item),
+            )
             for item in response.results
         ],
         model=response.model,

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from rerankd.api.dialect import Dialect, DialectRequest, TextDocument, all_if_zero, text_of
+from rerankd.api.dialect import (
+    SPAN_DESCRIPTION,
+    Dialect,
+    DialectRequest,
+    ResultSpan,
+    TextDocument,
+    all_if_zero,
+    span_of,
+    text_of,
+)
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["DIALECT", "JinaRerankRequest"]
@@ -36,6 +45,7 @@ class JinaResult(BaseModel):
     index: int
     relevance_score: float
     document: TextDocument | None = None
+    span: ResultSpan | None = Field(default=None, description=SPAN_DESCRIPTION)
 
 
 class JinaUsage(BaseModel):
@@ -57,6 +67,7 @@ def render(response: RerankResponse, body: JinaRerankRequest) -> JinaResponse:
                 index=item.index,
                 relevance_score=item.relevance_score,
                 document=None if item.document is None else TextDocument(text=item.document),
+                span=span_of(item),
             )
             for item in response.results
         ],

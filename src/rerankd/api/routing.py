@@ -15,6 +15,7 @@
 | /vllm/rerank, /vllm/v1/rerank, /vllm/v2/rerank | vLLM (api/vllm.py)                     |
 | /health, /v1/models, /metrics          | api/server.py                                  |
 | /v1/usage, /admin/keys, /admin/usage   | api/admin.py (keys and usage; admin keys only) |
+| /playground, /docs, /redoc (GET pages) | rerankd/web/ (no dialect; see web/pages.py)    |
 
 A prefixed path lets a client's base URL pick its dialect (each dialect's ``paths``); the bare paths
 serve the clients that force a path. Every rerank route runs the same endpoint (``dialect.answer``).

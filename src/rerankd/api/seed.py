@@ -11,7 +11,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rerankd.api.dialect import Dialect, DialectRequest, TextDocument, all_if_zero, text_of
+from rerankd.api.dialect import (
+    SPAN_DESCRIPTION,
+    Dialect,
+    DialectRequest,
+    ResultSpan,
+    TextDocument,
+    all_if_zero,
+    span_of,
+    text_of,
+)
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["DIALECT", "SeedRerankRequest", "SeedRerankResponse"]
@@ -66,6 +75,7 @@ class SeedResult(BaseModel):
     index: int = Field(description="Position of the document in the request's `documents`.")
     relevance_score: float
     document: str | None = Field(default=None, description="The document's text; absent unless requested.")
+    span: ResultSpan | None = Field(default=None, description=SPAN_DESCRIPTION)
 
 
 class SeedUsage(BaseModel):
@@ -96,7 +106,12 @@ def render(response: RerankResponse, body: SeedRerankRequest) -> SeedRerankRespo
     return SeedRerankResponse(
         model=response.model,
         results=[
-            SeedResult(index=item.index, relevance_score=item.relevance_score, document=item.document)
+            SeedResult(
+                index=item.index,
+                relevance_score=item.relevance_score,
+                document=item.document,
+                span=span_of(item),
+            )
             for item in response.results
         ],
         usage=SeedUsage(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, RootModel
 
 import rerankd
 from rerankd.api.common import ServiceDep, default_model, require_key
-from rerankd.api.dialect import Dialect, DialectRequest, all_if_zero
+from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, all_if_zero, span_of
 from rerankd.types import LongDocuments, RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["DIALECT", "INFO_ROUTE", "TeiRerankRequest", "info"]
@@ -58,6 +58,7 @@ class TeiRank(BaseModel):
     index: int
     score: float
     text: str | None = None
+    span: ResultSpan | None = Field(default=None, description=SPAN_DESCRIPTION)
 
 
 class TeiRanking(RootModel[list[TeiRank]]):
@@ -67,7 +68,7 @@ class TeiRanking(RootModel[list[TeiRank]]):
 def render(response: RerankResponse, body: TeiRerankRequest) -> TeiRanking:
     return TeiRanking(
         [
-            TeiRank(index=item.index, score=item.relevance_score, text=item.document)
+            TeiRank(index=item.index, score=item.relevance_score, text=item.document, span=span_of(item))
             for item in response.results
         ]
     )

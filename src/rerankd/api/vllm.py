@@ -10,7 +10,16 @@ import uuid
 
 from pydantic import BaseModel, Field
 
-from rerankd.api.dialect import Dialect, DialectRequest, TextDocument, all_if_zero, text_of
+from rerankd.api.dialect import (
+    SPAN_DESCRIPTION,
+    Dialect,
+    DialectRequest,
+    ResultSpan,
+    TextDocument,
+    all_if_zero,
+    span_of,
+    text_of,
+)
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["DIALECT", "VllmRerankRequest"]
@@ -45,6 +54,7 @@ class VllmResult(BaseModel):
     index: int
     document: TextDocument | None = None
     relevance_score: float
+    span: ResultSpan | None = Field(default=None, description=SPAN_DESCRIPTION)
 
 
 class VllmUsage(BaseModel):
@@ -70,6 +80,7 @@ def render(response: RerankResponse, body: VllmRerankRequest) -> VllmResponse:
                 index=item.index,
                 document=None if item.document is None else TextDocument(text=item.document),
                 relevance_score=item.relevance_score,
+                span=span_of(item),
             )
             for item in response.results
         ],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from rerankd.api.dialect import Dialect, DialectRequest, all_if_zero
+from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, all_if_zero, span_of
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["DIALECT", "VoyageRerankRequest"]
@@ -40,6 +40,7 @@ class VoyageResult(BaseModel):
     index: int
     relevance_score: float
     document: str | None = None
+    span: ResultSpan | None = Field(default=None, description=SPAN_DESCRIPTION)
 
 
 class VoyageUsage(BaseModel):
@@ -56,7 +57,12 @@ class VoyageResponse(BaseModel):
 def render(response: RerankResponse, body: VoyageRerankRequest) -> VoyageResponse:
     return VoyageResponse(
         data=[
-            VoyageResult(index=item.index, relevance_score=item.relevance_score, document=item.document)
+            VoyageResult(
+                index=item.index,
+                relevance_score=item.relevance_score,
+                document=item.document,
+                span=span_of(item),
+            )
             for item in response.results
         ],
         model=response.model,

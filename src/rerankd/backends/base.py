@@ -19,9 +19,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rerankd.types import Activation, ScoreOptions
+from rerankd.types import Activation, ScoreOptions, Span
 
-__all__ = ["BatchedBackend", "DirectBackend", "DirectScores", "Encoded", "Prepared", "best_per_document"]
+__all__ = [
+    "BatchedBackend",
+    "DirectBackend",
+    "DirectScores",
+    "Encoded",
+    "Prepared",
+    "Windows",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,41 @@ class Encoded:
 
 
 @dataclass(frozen=True, slots=True)
+class Windows:
+    """The windows a request's documents were cut into, one per scored input, in input order."""
+
+    owner: list[int]  # the document each window belongs to
+    spans: list[tuple[int, int]]  # each window's character range in its document as sent
+    count: int  # documents in the request
+    best_weight: float = 1.0  # see document_scores
+
+    def document_scores(self, scores: Sequence[float]) -> list[float]:
+        """One score per document from its windows' scores: ``best_weight`` × its best window's score +
+        (1 − ``best_weight``) × its first window's. 1 is "the best window wins"; 0 scores the document's
+        opening only, as truncation does. A document of one window scores as that window either way."""
+        best = [-math.inf] * self.count
+        first: list[float | None] = [None] * self.count
+        for document, score in zip(self.owner, scores, strict=True):
+            best[document] = max(best[document], score)
+            if first[document] is None:
+                first[document] = score
+        weight = self.best_weight
+        return [
+            b if f is None or weight == 1.0 or b == f else weight * b + (1.0 - weight) * f
+            for b, f in zip(best, first, strict=True)
+        ]
+
+    def best_spans(self, scores: Sequence[float]) -> list[Span | None]:
+        """Per document, its best-scoring window's character range and score (the first of equals)."""
+        found: list[Span | None] = [None] * self.count
+        for document, (start, end), score in zip(self.owner, self.spans, scores, strict=True):
+            current = found[document]
+            if current is None or score > current.score:
+                found[document] = Span(start, end, score)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
     inputs: list[Encoded]
     query_tokens: int
@@ -43,14 +85,15 @@ class Prepared:
     # Outputs of ``forward`` for ``inputs`` (same order) -> one raw score per document.
     combine: Callable[[list[Any]], list[float]]
     chunks: list[int] | None = None  # inputs per document, where documents were split into windows
+    # Where the windows lie, and outputs -> one raw score per window (in ``windows`` order), for spans.
+    windows: Windows | None = None
+    window_scores: Callable[[list[Any]], list[float]] | None = None
 
-
-def best_per_document(owner: Sequence[int], count: int, scores: Sequence[float]) -> list[float]:
-    """A chunked document scores as its best window."""
-    best = [-math.inf] * count
-    for document, score in zip(owner, scores, strict=True):
-        best[document] = max(best[document], score)
-    return best
+    def spans(self, outputs: list[Any]) -> list[Span | None] | None:
+        """Each document's best window (None where the backend does not say where its windows lie)."""
+        if self.windows is None or self.window_scores is None:
+            return None
+        return self.windows.best_spans(self.window_scores(outputs))
 
 
 @runtime_checkable

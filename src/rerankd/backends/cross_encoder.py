@@ -1,10 +1,11 @@
 """Cross-encoders (BERT / XLM-RoBERTa rerankers such as bge-reranker, ms-marco-MiniLM).
 
 Each (query, document window) pair is one input: ``[CLS] query [SEP] document [SEP]``; documents
-longer than the window are chunked (best window wins) or truncated, never the query (see
-windows.py). The raw score is the logit of a one-label model, or the difference of the two logits of
-a two-label model (so that the sigmoid the service applies equals softmax of the positive label).
-Matches sentence-transformers ``CrossEncoder.predict`` on the same inputs."""
+longer than the window are chunked (window scores combined as ``base.Windows`` says) or truncated,
+never the query (see windows.py). The raw score is the logit of a one-label model, or the
+difference of the two logits of a two-label model (so that the sigmoid the service applies equals
+softmax of the positive label). Matches sentence-transformers ``CrossEncoder.predict`` on the same
+inputs."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rerankd.backends.base import Encoded, Prepared, best_per_document
+from rerankd.backends.base import Encoded, Prepared, Windows
 from rerankd.backends.sources import resolve_source
 from rerankd.backends.specs import TransformerSpec
 from rerankd.backends.torch_runtime import (
@@ -89,13 +90,18 @@ class CrossEncoderBackend:
         return cls(model, tokenizer, device, spec)
 
     def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared:
-        fitted = self.windows.pairs(query, documents, FitPolicy.of(options, self.spec))
-        count = len(documents)
-
-        def combine(outputs: list[float]) -> list[float]:
-            return best_per_document(fitted.owner, count, outputs)
-
-        return Prepared(fitted.inputs, fitted.query_tokens, fitted.document_tokens, combine, fitted.chunks)
+        policy = FitPolicy.of(options, self.spec)
+        fitted = self.windows.pairs(query, documents, policy)
+        windows = Windows(fitted.owner, fitted.spans, len(documents), policy.best_window_weight)
+        return Prepared(
+            fitted.inputs,
+            fitted.query_tokens,
+            fitted.document_tokens,
+            windows.document_scores,
+            fitted.chunks,
+            windows=windows,
+            window_scores=list,
+        )
 
     def forward(self, inputs: Sequence[Encoded]) -> list[float]:
         batch = pad_batch(inputs, self.pad_id, self.device)

@@ -34,7 +34,7 @@ import torch
 from tokenizers import Encoding, Tokenizer
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from rerankd.backends.base import Encoded, Prepared, best_per_document
+from rerankd.backends.base import Encoded, Prepared, Windows
 from rerankd.backends.sources import resolve_source
 from rerankd.backends.specs import LlmRerankerSpec
 from rerankd.backends.torch_runtime import (
@@ -47,7 +47,7 @@ from rerankd.backends.torch_runtime import (
     resolve_device,
     resolve_dtype,
 )
-from rerankd.backends.windows import FitPolicy
+from rerankd.backends.windows import FitPolicy, window_starts
 from rerankd.errors import InvalidRequest
 from rerankd.types import Activation, ScoreOptions
 
@@ -104,12 +104,13 @@ def split_prompt_tokens(encoding: Encoding, start: int, end: int) -> tuple[list[
     return list(ids[:head]), list(ids[head:tail]), list(ids[tail:])
 
 
-def fit_document(ids: list[int], budget: int, policy: FitPolicy, index: int) -> list[list[int]]:
-    """The windows of one document's tokens: itself, cut, or chunked with overlap (as windows.py does)."""
+def fit_document(ids: list[int], budget: int, policy: FitPolicy, index: int) -> list[tuple[int, int]]:
+    """The windows of one document's tokens, as token ranges: itself, cut, or chunked with overlap into
+    full-length windows (as windows.py does)."""
     if policy.max_tokens_per_doc is not None:
         ids = ids[: policy.max_tokens_per_doc]
     if len(ids) <= budget:
-        return [ids]
+        return [(0, len(ids))]
     mode = policy.long_documents
     if mode == "error":
         raise InvalidRequest(
@@ -117,15 +118,11 @@ def fit_document(ids: list[int], budget: int, policy: FitPolicy, index: int) -> 
             "next to the prompt; shorten it, or allow truncation"
         )
     if mode == "truncate_end":
-        return [ids[:budget]]
+        return [(0, budget)]
     if mode == "truncate_start":
-        return [ids[len(ids) - budget :]]
-    step = budget - min(policy.overlap, budget // 2)
-    windows = [ids[:budget]]
-    while step * len(windows) + budget - step < len(ids) and len(windows) < max(1, policy.max_chunks):
-        start = step * len(windows)
-        windows.append(ids[start : start + budget])
-    return windows
+        return [(len(ids) - budget, len(ids))]
+    starts = window_starts(len(ids), budget, policy.overlap, policy.max_chunks)
+    return [(start, start + budget) for start in starts]
 
 
 class LlmRerankerBackend:
@@ -227,6 +224,7 @@ class LlmRerankerBackend:
         encodings = self.rust.encode_batch(texts, add_special_tokens=False)
         inputs: list[Encoded] = []
         owner: list[int] = []
+        spans: list[tuple[int, int]] = []
         document_tokens: list[int] = []
         chunks: list[int] = []
         prompt_tokens = 0
@@ -234,18 +232,30 @@ class LlmRerankerBackend:
             head, body, tail = split_prompt_tokens(encoding, len(before), len(before) + len(document))
             budget = max(1, self.max_length - len(head) - len(tail))
             windows = fit_document(body, budget, policy, index)
-            for window in windows:
-                inputs.append(Encoded([*head, *window, *tail]))
+            offsets = encoding.offsets[len(head) : len(head) + len(body)]
+            for start, end in windows:
+                inputs.append(Encoded([*head, *body[start:end], *tail]))
                 owner.append(index)
+                # The document's characters begin after the prompt's `before` part.
+                spans.append(
+                    (
+                        max(0, offsets[start][0] - len(before)) if end > start else 0,
+                        min(len(document), offsets[end - 1][1] - len(before)) if end > start else 0,
+                    )
+                )
             prompt_tokens += (len(head) + len(tail)) * len(windows)
-            document_tokens.append(sum(len(window) for window in windows))
+            document_tokens.append(sum(end - start for start, end in windows))
             chunks.append(len(windows))
-        count = len(documents)
-
-        def combine(outputs: list[float]) -> list[float]:
-            return best_per_document(owner, count, outputs)
-
-        return Prepared(inputs, prompt_tokens, document_tokens, combine, chunks)
+        fitted = Windows(owner, spans, len(documents), policy.best_window_weight)
+        return Prepared(
+            inputs,
+            prompt_tokens,
+            document_tokens,
+            fitted.document_scores,
+            chunks,
+            windows=fitted,
+            window_scores=list,
+        )
 
     # -- the forward pass (the model's worker thread) ------------------------------------------
 

@@ -1,5 +1,9 @@
 """Fitting documents into a model's window: truncation (either end), chunking with overlap, or refusal.
 
+Chunks are all full windows: the last one ends at the document's end and overlaps its neighbour by
+more than ``overlap`` when it must (a short last window, scored on its own, can outrank the text
+around it for little reason). Every window knows its character range in the document as sent.
+
 Works on the tokenizer's own Rust ``tokenizers.Tokenizer`` (a private copy with padding and
 truncation switched off, since transformers changes those settings on the shared one per call):
 the query and the documents are encoded once without special tokens, cut into windows, and each
@@ -9,6 +13,7 @@ post-processor — exactly what the tokenizer would produce for that text pair.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +25,7 @@ from rerankd.backends.specs import TransformerSpec
 from rerankd.errors import InvalidRequest
 from rerankd.types import LongDocuments, ScoreOptions
 
-__all__ = ["FitPolicy", "Fitted", "Windower"]
+__all__ = ["FitPolicy", "Fitted", "Windower", "window_starts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,7 @@ class FitPolicy:
     max_chunks: int
     overlap: int
     max_tokens_per_doc: int | None
+    best_window_weight: float = 1.0
 
     @classmethod
     def of(cls, options: ScoreOptions, spec: TransformerSpec) -> FitPolicy:
@@ -38,7 +44,21 @@ class FitPolicy:
             max_chunks=options.max_chunks_per_doc or spec.max_chunks_per_doc,
             overlap=spec.overlap_tokens if options.overlap_tokens is None else options.overlap_tokens,
             max_tokens_per_doc=options.max_tokens_per_doc,
+            best_window_weight=spec.best_window_weight,
         )
+
+
+def window_starts(length: int, budget: int, overlap: int, max_chunks: int) -> list[int]:
+    """Where each window of ``budget`` tokens starts in a document of ``length`` tokens: every
+    ``budget - overlap`` tokens, the last one moved back to end at the document's end (so that it is
+    full length too), at most ``max_chunks`` windows (then the document's end is not scored)."""
+    if length <= budget:
+        return [0]
+    step = budget - min(overlap, budget // 2)
+    starts = [0]
+    while starts[-1] + budget < length and len(starts) < max(1, max_chunks):
+        starts.append(min(starts[-1] + step, length - budget))
+    return starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +68,7 @@ class Fitted:
     query_tokens: int
     document_tokens: list[int]  # tokens scored per document, summed over its windows
     chunks: list[int]  # windows per document
+    spans: list[tuple[int, int]]  # each input's character range in its document
 
 
 class Windower:
@@ -89,10 +110,15 @@ class Windower:
         if mode in ("truncate_end", "truncate_start"):
             document.truncate(budget, direction="right" if mode == "truncate_end" else "left")
             return [document]
-        overlap = min(policy.overlap, budget // 2)
-        document.truncate(budget, stride=overlap, direction="right")
-        windows = [document, *document.overflowing]
-        return windows[: max(1, policy.max_chunks)]
+        windows = []
+        length = len(document.ids)
+        for start in window_starts(length, budget, policy.overlap, policy.max_chunks):
+            # A copy cut at both ends (Encoding has no slicing): ids, token types and offsets stay aligned.
+            window = copy.deepcopy(document)
+            window.truncate(start + budget, direction="right")
+            window.truncate(budget, direction="left")
+            windows.append(window)
+        return windows
 
     def pairs(self, query: str, documents: Sequence[str], policy: FitPolicy) -> Fitted:
         """Cross-encoder inputs: ``[CLS] query [SEP] window [SEP]`` for each window of each document."""
@@ -107,7 +133,12 @@ class Windower:
         query_input = self._encoded(self.rust.post_process(encoded_query, None, True))
         fitted = self._fit(documents, self.max_length - self.single_specials, policy, None)
         return query_input, Fitted(
-            fitted.inputs, fitted.owner, len(encoded_query.ids), fitted.document_tokens, fitted.chunks
+            fitted.inputs,
+            fitted.owner,
+            len(encoded_query.ids),
+            fitted.document_tokens,
+            fitted.chunks,
+            fitted.spans,
         )
 
     def _fit(
@@ -117,6 +148,7 @@ class Windower:
         owner: list[int] = []
         tokens: list[int] = []
         chunks: list[int] = []
+        spans: list[tuple[int, int]] = []
         for index, document in enumerate(self.rust.encode_batch(list(documents), add_special_tokens=False)):
             windows = self._windows(document, budget, policy, index)
             for window in windows:
@@ -128,6 +160,8 @@ class Windower:
                     )
                 )
                 owner.append(index)
+                offsets = window.offsets
+                spans.append((offsets[0][0], offsets[-1][1]) if offsets else (0, len(documents[index])))
             tokens.append(sum(len(window.ids) for window in windows))
             chunks.append(len(windows))
-        return Fitted(inputs, owner, len(query.ids) if query is not None else 0, tokens, chunks)
+        return Fitted(inputs, owner, len(query.ids) if query is not None else 0, tokens, chunks, spans)
