@@ -42,10 +42,19 @@ serve: install
 test: install-test
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
+# One run, everything under $(BENCH_OUT): the servers against each other and the matmul peak (perf/), the share
+# of the bare forward pass reached through HTTP (ceiling-*.md), the cache's gains (cache.md) and the fidelity of
+# each precision on Cranfield (precision/). BENCH_ARGS go to bench_perf.py (e.g. --quick).
+BENCH_OUT ?= benchmarks/results
 bench: install
 	$(PIP) install -q -e '.[bench]'
 	$(PIP) install -q -e ./support
-	$(BIN)/python benchmarks/bench_perf.py --out benchmarks/results/perf $(BENCH_ARGS)
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_perf.py --out $(BENCH_OUT)/perf $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_ceiling.py --model minilm-l6 | tee $(BENCH_OUT)/ceiling-minilm-l6.md
+	$(BIN)/python benchmarks/bench_ceiling.py --model bert-base --requests 16 | tee $(BENCH_OUT)/ceiling-bert-base.md
+	$(BIN)/python benchmarks/bench_cache.py --queries 10 --concurrency 1 | tee $(BENCH_OUT)/cache.md
+	$(BIN)/python benchmarks/bench_precision.py --fidelity --out $(BENCH_OUT)/precision
 
 # Zero findings: ruff, and mypy --strict on the runtime package, plain mypy on the code around it.
 lint: install-test
