@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
 import rerankd
 from rerankd.batch.cli import add_batch_command, batch
-from rerankd.config import ConfigError, Settings, load_settings
+from rerankd.config import ConfigError, Settings, env_value, load_settings
 from rerankd.evaluate.cli import add_eval_command, evaluate
 from rerankd.manage import add_commands, manage
 from rerankd.ray_options import add_ray_serve_options, serve_on_ray
 
 __all__ = ["main"]
-
-
-def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Start the rerank API server. POST /v1/rerank ranks documents; GET /v1/models lists "
         "models; GET /health answers without auth; /docs has the OpenAPI page.",
     )
-    serve.add_argument("--config", metavar="FILE", default=_env("RERANKD_CONFIG"), help=config_help)
+    serve.add_argument("--config", metavar="FILE", default=env_value("RERANKD_CONFIG"), help=config_help)
     serve.add_argument("--host", metavar="H", help="interface to bind [env RERANKD_HOST; default 127.0.0.1]")
     serve.add_argument(
         "--port", metavar="P", type=int, help="TCP port [env RERANKD_PORT; default 8000; 0 = any free port]"
@@ -68,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         description="List the configured models and whether each one's files can be found (local folder, "
         "bundled package or Hugging Face cache). --load also loads each model to be sure.",
     )
-    models.add_argument("--config", metavar="FILE", default=_env("RERANKD_CONFIG"), help=config_help)
+    models.add_argument("--config", metavar="FILE", default=env_value("RERANKD_CONFIG"), help=config_help)
     models.add_argument(
         "--load", action="store_true", help="load every model (slow) to check it really works"
     )

@@ -8,6 +8,7 @@ errors (a typo should fail at start-up, not silently change nothing).
 from __future__ import annotations
 
 import logging
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +20,13 @@ from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, Settin
 from rerankd.kinds import model_spec
 from rerankd.spec import ModelSpec
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["ConfigError", "Settings", "env_value", "load_settings"]
+
+
+def env_value(name: str, default: str | None = None) -> str | None:
+    """An environment variable of the command line's flags; set but empty counts as unset."""
+    return os.environ.get(name) or default
+
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, is_dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rerankd.config import ConfigError, Settings, load_settings
+from rerankd.config import ConfigError, Settings, env_value, load_settings
 
 if TYPE_CHECKING:
     from rerankd.accounts import Accounts, Key, UsageTotals
@@ -26,15 +26,11 @@ if TYPE_CHECKING:
 __all__ = ["add_commands", "manage"]
 
 
-def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
 # -- keys, usage, db: the management plane on the database itself ----------------------------------
 
 
-def _flag_env(name: str) -> bool:
-    return (_env(name) or "").strip().lower() in ("1", "true", "yes", "on")
+def _flagenv_value(name: str) -> bool:
+    return (env_value(name) or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _database_options(config_help: str) -> argparse.ArgumentParser:
@@ -43,13 +39,13 @@ def _database_options(config_help: str) -> argparse.ArgumentParser:
     options.add_argument(
         "--config",
         metavar="FILE",
-        default=_env("RERANKD_CONFIG"),
+        default=env_value("RERANKD_CONFIG"),
         help=config_help + "; its database_url names the database, its models the names --models may use",
     )
     options.add_argument(
         "--database-url",
         metavar="URL",
-        default=_env("RERANKD_DATABASE_URL"),
+        default=env_value("RERANKD_DATABASE_URL"),
         help="the database, overriding the config's database_url: sqlite:///rerankd.db or "
         "postgresql+psycopg://user:password@host/db [env RERANKD_DATABASE_URL; default: the config's, "
         "sqlite:///rerankd.db in the working directory]",
@@ -57,7 +53,7 @@ def _database_options(config_help: str) -> argparse.ArgumentParser:
     options.add_argument(
         "--json",
         action="store_true",
-        default=_flag_env("RERANKD_JSON"),
+        default=_flagenv_value("RERANKD_JSON"),
         help="print JSON (one document) instead of tables, for scripts [env RERANKD_JSON=1]",
     )
     return options

@@ -7,11 +7,10 @@ imported only when ``--ray`` is given (``pip install rerankd[ray]``).
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from rerankd.config import ConfigError, Settings
+from rerankd.config import ConfigError, Settings, env_value
 
 __all__ = ["ServeOptions", "add_ray_serve_options", "serve_on_ray"]
 
@@ -41,10 +40,6 @@ class ServeOptions:
         return self
 
 
-def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
 def add_ray_serve_options(serve: argparse.ArgumentParser) -> None:
     group = serve.add_argument_group(
         "Ray Serve (--ray)",
@@ -54,20 +49,20 @@ def add_ray_serve_options(serve: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ray",
         action="store_true",
-        default=(_env("RERANKD_RAY") or "").lower() in ("1", "true", "yes"),
+        default=(env_value("RERANKD_RAY") or "").lower() in ("1", "true", "yes"),
         help="serve on Ray Serve (pip install rerankd[ray]) [env RERANKD_RAY=1]",
     )
     group.add_argument(
         "--ray-address",
         metavar="ADDR",
-        default=_env("RAY_ADDRESS"),
+        default=env_value("RAY_ADDRESS"),
         help="a running Ray cluster (auto, ray://head:10001) [env RAY_ADDRESS; default: start a local Ray]",
     )
     group.add_argument(
         "--replicas",
         metavar="N",
         type=int,
-        default=int(_env("RERANKD_REPLICAS") or 0) or None,
+        default=int(env_value("RERANKD_REPLICAS") or 0) or None,
         help="a fixed number of replicas [env RERANKD_REPLICAS; default 1, or autoscaling when "
         "--min-replicas/--max-replicas are given]",
     )

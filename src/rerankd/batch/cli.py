@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from rerankd.config import ConfigError
+from rerankd.config import ConfigError, env_value
 
 __all__ = ["add_batch_command", "batch"]
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name) or default
 
 
 def add_batch_command(commands: Any, config_help: str) -> None:
@@ -39,24 +34,24 @@ def add_batch_command(commands: Any, config_help: str) -> None:
     parser.add_argument(
         "-o", "--output", metavar="FILE", type=Path, required=True, help="the results, JSONL (appended to)"
     )
-    parser.add_argument("--config", metavar="FILE", default=_env("RERANKD_CONFIG"), help=config_help)
+    parser.add_argument("--config", metavar="FILE", default=env_value("RERANKD_CONFIG"), help=config_help)
     parser.add_argument(
         "--model",
         metavar="NAME",
-        default=_env("RERANKD_MODEL"),
+        default=env_value("RERANKD_MODEL"),
         help="[env RERANKD_MODEL; default: the config's default_model, else its first model]",
     )
     parser.add_argument(
         "--top-n",
         metavar="N",
         type=int,
-        default=int(_env("RERANKD_TOP_N", "0") or 0),
+        default=int(env_value("RERANKD_TOP_N", "0") or 0),
         help="keep the N best of each job [env RERANKD_TOP_N; default 0: every document]",
     )
     parser.add_argument(
         "--return-documents",
         action="store_true",
-        default=_env("RERANKD_RETURN_DOCUMENTS", "") in ("1", "true", "yes"),
+        default=env_value("RERANKD_RETURN_DOCUMENTS", "") in ("1", "true", "yes"),
         help="echo each document's text in its result [env RERANKD_RETURN_DOCUMENTS=1]",
     )
     parser.add_argument("--instruction", metavar="TEXT", help="the task, for LLM rerankers")
@@ -68,7 +63,7 @@ def add_batch_command(commands: Any, config_help: str) -> None:
     parser.add_argument(
         "--engine",
         choices=["local", "ray"],
-        default=_env("RERANKD_ENGINE", "local"),
+        default=env_value("RERANKD_ENGINE", "local"),
         help="local: this process; ray: Ray Data actors (pip install rerankd[ray]) [env RERANKD_ENGINE; "
         "default local]",
     )
@@ -76,7 +71,7 @@ def add_batch_command(commands: Any, config_help: str) -> None:
     ray.add_argument(
         "--ray-address",
         metavar="ADDR",
-        default=_env("RAY_ADDRESS"),
+        default=env_value("RAY_ADDRESS"),
         help="a running Ray cluster, e.g. ray://head:10001 or auto [env RAY_ADDRESS; default: start a "
         "local Ray for the run]",
     )
