@@ -3,30 +3,46 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip --disable-pip-version-check
-# torch is pinned and installed first: 2.13.0 has a local CPU wheel; an unpinned torch would pull CUDA packages.
+# Every package comes from one lock, requirements.lock: exact versions with their hashes, resolved once by
+# `make lock` (uv pip compile) and installed with pip in hash-checking mode, so that the same commit installs the
+# same packages on any day. torch is the local CPU wheel (torch==2.13.0+cpu); an unpinned torch would pull CUDA.
+# pyproject.toml keeps ranges for people who `pip install rerankd` into an environment of their own.
+LOCK   := requirements.lock
+PIP_VERSION ?= 26.3
+UV     ?= uv==0.13.10
+# `make test-latest` sets LATEST=1: the newest releases within pyproject's ranges instead of the lock.
+LATEST ?= 0
 TORCH  ?= torch==2.13.0
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-test serve test bench lint clean
+.PHONY: install install-test serve test bench lint lock test-latest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q pip==$(PIP_VERSION)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The lock holds the test and benchmark tools too (one lock for installs, tests and CI); rerankd and
+# rerankd-support themselves go in editable, without build isolation (setuptools is in the lock).
+ifeq ($(LATEST),1)
+$(VENV)/.installed: pyproject.toml support/pyproject.toml | $(BIN)/python
+	echo '$(TORCH)' > $(VENV)/torch-constraint.txt
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[all]'
+	$(PIP) install -q --upgrade --upgrade-strategy eager -c $(VENV)/torch-constraint.txt -e '.[test,bench]' -e ./support
 	touch $@
+else
+$(VENV)/.installed: $(LOCK) pyproject.toml support/pyproject.toml | $(BIN)/python
+	$(PIP) install -q --require-hashes -r $(LOCK)
+	$(PIP) install -q --no-deps --no-build-isolation -e . -e ./support
+	touch $@
+endif
 
 # The support package (support/: generated models, the server harness, benchmark machinery) is a
 # distribution of its own that tests and benchmarks import; it is never part of rerankd.
 # The store's tests run a throw-away PostgreSQL server too: Debian's postgresql package, installed where missing.
 # The browser tests (tests/web/) drive Debian's chromium, with fonts-noto-cjk for the Chinese page; Playwright
 # never downloads a browser of its own.
-$(VENV)/.installed-test: pyproject.toml support/pyproject.toml $(VENV)/.installed
-	$(PIP) install -q -e '.[test]'
-	$(PIP) install -q -e ./support
+$(VENV)/.installed-test: $(VENV)/.installed
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql)
 	(command -v chromium && ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc) >/dev/null 2>&1 || \
 		(apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk)
@@ -47,8 +63,6 @@ test: install-test
 # each precision on Cranfield (precision/). BENCH_ARGS go to bench_perf.py (e.g. --quick).
 BENCH_OUT ?= benchmarks/results
 bench: install
-	$(PIP) install -q -e '.[bench]'
-	$(PIP) install -q -e ./support
 	mkdir -p $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_perf.py --out $(BENCH_OUT)/perf $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_ceiling.py --model minilm-l6 > $(BENCH_OUT)/ceiling-minilm-l6.md && cat $(BENCH_OUT)/ceiling-minilm-l6.md
@@ -63,5 +77,19 @@ lint: install-test
 	$(BIN)/mypy --strict src
 	$(BIN)/mypy tests support benchmarks
 
+# Re-resolve the lock: the newest releases within pyproject's ranges, for this platform (Linux x86_64, CPython
+# 3.11), torch kept at the local CPU wheel. Commit the new requirements.lock once `make test` passes on it.
+lock: | $(BIN)/python
+	$(PIP) install -q $(UV)
+	echo 'torch==2.13.0+cpu' > $(VENV)/torch-constraint.txt
+	$(BIN)/uv pip compile -q pyproject.toml support/pyproject.toml --extra test --extra bench \
+		--find-links /opt/wheels -c $(VENV)/torch-constraint.txt --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --upgrade -o $(LOCK)
+
+# Lint and the whole suite against the newest releases, in a venv of their own, so that a release that breaks
+# rerankd is seen here before `make lock` takes it in.
+test-latest:
+	$(MAKE) lint test VENV=.venv-latest LATEST=1
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info support/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest build dist src/*.egg-info support/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -81,10 +81,11 @@ class CrossEncoderBackend:
     def load(cls, spec: TransformerSpec) -> CrossEncoderBackend:
         source = resolve_source(spec)
         device = resolve_device(spec.device)
-        common = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
-        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        # Keywords spelled out: transformers types from_pretrained's keywords, and a **dict fits none of them.
+        revision, remote = spec.revision, spec.trust_remote_code
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=remote)
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, dtype=resolve_dtype(spec.dtype, device), **common
+            source, dtype=resolve_dtype(spec.dtype, device), revision=revision, trust_remote_code=remote
         )
         model = finish_model(model.eval().to(device), spec.dtype)
         return cls(model, tokenizer, device, spec)

@@ -176,14 +176,19 @@ class LlmRerankerBackend:
     def load(cls, spec: LlmRerankerSpec) -> LlmRerankerBackend:
         source = resolve_source(spec)
         device = resolve_device(spec.device)
-        common = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
-        config = AutoConfig.from_pretrained(source, **common)
-        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        # Keywords spelled out: transformers types from_pretrained's keywords, and a **dict fits none of them.
+        revision, remote = spec.revision, spec.trust_remote_code
+        config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=remote)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=remote)
         architectures = getattr(config, "architectures", None) or []
         classifier = any(name.endswith("ForSequenceClassification") for name in architectures)
         loader = AutoModelForSequenceClassification if classifier else AutoModelForCausalLM
         model = loader.from_pretrained(
-            source, config=config, dtype=resolve_dtype(spec.dtype, device), **common
+            source,
+            config=config,
+            dtype=resolve_dtype(spec.dtype, device),
+            revision=revision,
+            trust_remote_code=remote,
         )
         model = finish_model(model.eval().to(device), spec.dtype)
         return cls(model, tokenizer, device, spec)
