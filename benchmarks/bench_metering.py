@@ -24,9 +24,9 @@ import httpx
 from rerankd_support.harness import rerankd_server
 from rerankd_support.postgres import PostgresServer
 
-from rerankd.money import to_nanos
-from rerankd.store import Store
-from rerankd.store import keys as key_store
+from rerankd.gateway.money import to_nanos
+from rerankd.gateway.store import Store
+from rerankd.gateway.store import keys as key_store
 
 QUERY = (
     "what similarity laws must be obeyed when constructing aeroelastic models of heated high speed aircraft"

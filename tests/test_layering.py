@@ -23,10 +23,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rerankd.scheduler",
         "rerankd.upstream",
         "rerankd.kinds",
-        "rerankd.store",  # keys and the ledger are reached through the service (rerankd.accounts)
+        "rerankd.gateway.store",  # keys and the ledger: through gateway.accounts
     ),
     # The database is a leaf: it knows nothing of HTTP, models, metering policy or the service.
-    "rerankd.store": (
+    "rerankd.gateway.store": (
         "fastapi",
         "starlette",
         *MODEL_LIBRARIES,
@@ -34,14 +34,14 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rerankd.api",
         "rerankd.service",
         "rerankd.models",
-        "rerankd.metering",
-        "rerankd.accounts",
+        "rerankd.gateway.metering",
+        "rerankd.gateway.accounts",
         "rerankd.config",
         "rerankd.kinds",
         "rerankd.backends",
         "rerankd.upstream",
     ),
-    "rerankd.money": ("rerankd.",),
+    "rerankd.gateway.money": ("rerankd.",),
     # The pages are static files and their routes: they reach the server only over HTTP, as any client does.
     "rerankd.web": (
         *MODEL_LIBRARIES,
@@ -52,12 +52,19 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rerankd.backends",
         "rerankd.scheduler",
         "rerankd.upstream",
-        "rerankd.store",
-        "rerankd.accounts",
-        "rerankd.metering",
+        "rerankd.gateway.store",
+        "rerankd.gateway.accounts",
+        "rerankd.gateway.metering",
     ),
-    "rerankd.metering": ("fastapi", "starlette", *MODEL_LIBRARIES, "rerankd.api", "rerankd.service"),
-    "rerankd.accounts": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service", "rerankd.models"),
+    "rerankd.gateway.metering": ("fastapi", "starlette", *MODEL_LIBRARIES, "rerankd.api", "rerankd.service"),
+    "rerankd.gateway.accounts": (
+        "fastapi",
+        "starlette",
+        "torch",
+        "rerankd.api",
+        "rerankd.service",
+        "rerankd.models",
+    ),
     "rerankd.service": ("fastapi", "starlette", "torch", "rerankd.api"),
     "rerankd.models": ("fastapi", "starlette", "torch", "rerankd.api", "rerankd.service"),
     "rerankd.scheduler": (

@@ -20,7 +20,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import rerankd
-from rerankd.accounts import Accounts
 from rerankd.api.common import ClientGone
 from rerankd.api.routing import error_body_for, include_routes, route_not_found
 from rerankd.config import Settings
@@ -32,10 +31,11 @@ from rerankd.errors import (
     UnsupportedMediaType,
     error_body,
 )
+from rerankd.gateway.accounts import Accounts
+from rerankd.gateway.store import Store
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
 from rerankd.service import RerankService, meter_for
-from rerankd.store import Store
 from rerankd.web import include_pages
 
 __all__ = ["create_app"]

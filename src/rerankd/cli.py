@@ -3,7 +3,7 @@
 
 Every setting flag has an environment variable (shown in --help); flags win over variables, variables
 over the config file. ``keys``, ``usage`` and ``db`` work on the database directly (no server needed),
-through the same code as the admin API (``rerankd.accounts``); each takes ``--json`` for scripts.
+through the same code as the admin API (``rerankd.gateway.accounts``); each takes ``--json`` for scripts.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``rerankd keys``, ``usage`` and ``db``: the gateway's management plane, on the database itself (no
-server needed), through the same code as the admin API (``rerankd.accounts``); ``--json`` for scripts,
+server needed), through the same code as the admin API (``rerankd.gateway.accounts``); ``--json`` for scripts,
 aligned tables for people. Errors (a bad value, an unknown key, the database) exit 2.
 """
 
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rerankd.config import ConfigError, Settings, env_value, load_settings
 
 if TYPE_CHECKING:
-    from rerankd.accounts import Accounts, Key, UsageTotals
+    from rerankd.gateway.accounts import Accounts, Key, UsageTotals
 
 __all__ = ["add_commands", "manage"]
 
@@ -346,7 +346,7 @@ def _database(args: argparse.Namespace) -> tuple[Settings, list[str] | None]:
 
 
 def _with_accounts(args: argparse.Namespace, work: Callable[[Accounts], Coroutine[Any, Any, T]]) -> T:
-    from rerankd.accounts import open_accounts
+    from rerankd.gateway.accounts import open_accounts
 
     settings, models = _database(args)
     with open_accounts(settings.database_url, models=models) as accounts:
@@ -410,7 +410,7 @@ def _usage(args: argparse.Namespace) -> int:
     filters = {"key": args.key, "model": args.model, "since": since, "until": until}
     if args.csv and args.by is None:
         calls = _with_accounts(args, lambda accounts: accounts.calls(**filters))
-        from rerankd.accounts import CallRow
+        from rerankd.gateway.accounts import CallRow
 
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(CallRow.columns())
@@ -436,7 +436,7 @@ def _db(args: argparse.Namespace) -> int:
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy.engine import make_url
 
-    from rerankd.store import Store
+    from rerankd.gateway.store import Store
 
     settings, _ = _database(args)
     store = Store(settings.database_url, threads=1)

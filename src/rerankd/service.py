@@ -17,7 +17,6 @@ from dataclasses import replace
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from rerankd.accounts import Accounts
 from rerankd.activation import activate
 from rerankd.config import Settings
 from rerankd.errors import (
@@ -30,10 +29,11 @@ from rerankd.errors import (
     TransientFailure,
     UpstreamError,
 )
-from rerankd.metering import Admission, Meter, rate_headers
+from rerankd.gateway.accounts import Accounts
+from rerankd.gateway.metering import Admission, Meter, rate_headers
+from rerankd.gateway.store import Store
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
-from rerankd.store import Store
 from rerankd.types import (
     Attempt,
     CallContext,

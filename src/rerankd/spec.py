@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rerankd.money import to_nanos
+from rerankd.gateway.money import to_nanos
 from rerankd.types import SpecSummary
 
 __all__ = ["MODEL_NAME", "Availability", "ModelSpec", "Price", "without_credentials"]

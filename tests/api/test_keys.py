@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 
 from rerankd.app import create_app
 from rerankd.config import load_settings
-from rerankd.money import to_nanos
-from rerankd.store import keys as key_store
-from rerankd.store import ledger
-from rerankd.store.limits import WINDOW_SECONDS
+from rerankd.gateway.money import to_nanos
+from rerankd.gateway.store import keys as key_store
+from rerankd.gateway.store import ledger
+from rerankd.gateway.store.limits import WINDOW_SECONDS
 
 QUERY = "What is the capital of the United States?"
 DOCUMENTS = [

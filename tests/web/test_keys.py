@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 from rerankd_support.harness import Server
 
-from rerankd.store.limits import WINDOW_SECONDS
+from rerankd.gateway.store.limits import WINDOW_SECONDS
 from tests.web.conftest import Visit
 from tests.web.playground import Playground
 

@@ -28,7 +28,9 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from rerankd.accounts import (
+from rerankd.api.common import ServiceDep, caller, require_admin, require_key
+from rerankd.errors import Forbidden, OpenAIError
+from rerankd.gateway.accounts import (
     Accounts,
     CallRow,
     Grouping,
@@ -38,8 +40,6 @@ from rerankd.accounts import (
     UsageReport,
     UsageTotals,
 )
-from rerankd.api.common import ServiceDep, caller, require_admin, require_key
-from rerankd.errors import Forbidden, OpenAIError
 
 __all__ = ["router", "self_service"]
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, RowMapping, bindparam, exists, insert, select, update
 
-from rerankd.store.engine import reading
-from rerankd.store.schema import api_keys
+from rerankd.gateway.store.engine import reading
+from rerankd.gateway.store.schema import api_keys
 
 __all__ = ["KEY_PREFIX", "KeyRecord", "KeyState", "create_key", "find_key", "get_key", "hash_key"]
 __all__ += ["any_keys", "list_keys", "update_key", "utcnow"]

@@ -1,7 +1,7 @@
 """The gateway's management plane: managed keys and usage reports, for the admin API, ``GET /v1/usage``
 and the ``rerankd keys`` / ``rerankd usage`` commands — one code path for all three.
 
-:class:`Accounts` wraps a :class:`~rerankd.store.Store`. Its methods are coroutines that run the
+:class:`Accounts` wraps a :class:`~rerankd.gateway.store.Store`. Its methods are coroutines that run the
 blocking statements on the store's threads; the CLI, which has no server, runs them with
 ``asyncio.run`` (see :func:`open_accounts`). Money goes in and out as exact decimals of the operator's
 currency (nano-units inside), times as UTC. Nothing here ever returns a key's hash, and a key's
@@ -22,9 +22,9 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 
 from rerankd.errors import InvalidRequest, RerankdError, RouteNotFound
-from rerankd.money import from_nanos, to_nanos
-from rerankd.store import Store, ledger
-from rerankd.store import keys as key_store
+from rerankd.gateway.money import from_nanos, to_nanos
+from rerankd.gateway.store import Store, ledger
+from rerankd.gateway.store import keys as key_store
 
 __all__ = [
     "Accounts",

@@ -1,4 +1,4 @@
-"""Managed keys (rerankd.store.keys): random plaintext shown once, only its hash stored, four states."""
+"""Managed keys (gateway.store.keys): random plaintext shown once, only its hash stored, four states."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from rerankd.store import Store
-from rerankd.store.keys import (
+from rerankd.gateway.store import Store
+from rerankd.gateway.store.keys import (
     KEY_PREFIX,
     any_keys,
     create_key,
@@ -23,7 +23,7 @@ from rerankd.store.keys import (
     update_key,
     utcnow,
 )
-from tests.store.conftest import dump
+from tests.gateway.store.conftest import dump
 
 URLSAFE = set(string.ascii_letters + string.digits + "-_")
 

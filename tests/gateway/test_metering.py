@@ -17,9 +17,9 @@ import httpx
 import pytest
 from rerankd_support.harness import Server
 
-from rerankd.money import to_nanos
-from rerankd.store import Store, ledger
-from rerankd.store import keys as key_store
+from rerankd.gateway.money import to_nanos
+from rerankd.gateway.store import Store, ledger
+from rerankd.gateway.store import keys as key_store
 
 pytestmark = pytest.mark.slow
 

@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rerankd.errors import Forbidden, PaymentRequired, RateLimited, Unauthorized
-from rerankd.money import from_nanos
+from rerankd.gateway.money import from_nanos
+from rerankd.gateway.store import Store, ledger, limits
+from rerankd.gateway.store import keys as key_store
 from rerankd.spec import Price
-from rerankd.store import Store, ledger, limits
-from rerankd.store import keys as key_store
 from rerankd.types import ANONYMOUS, CallContext, Caller, RerankRequest, RerankResponse
 
 __all__ = ["Admission", "Meter", "bearer", "rate_headers"]

@@ -1,4 +1,4 @@
-"""What a key may still do (rerankd.store.limits): per-minute request and token windows, and its budget,
+"""What a key may still do (gateway.store.limits): per-minute request and token windows, and its budget,
 held exactly under concurrency by several replicas on one database."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from rerankd.store import Store
-from rerankd.store.keys import create_key, get_key
-from rerankd.store.ledger import UsageFilter, calls, record
-from rerankd.store.limits import (
+from rerankd.gateway.store import Store
+from rerankd.gateway.store.keys import create_key, get_key
+from rerankd.gateway.store.ledger import UsageFilter, calls, record
+from rerankd.gateway.store.limits import (
     WINDOW_SECONDS,
     add_tokens,
     count_request,
@@ -22,8 +22,8 @@ from rerankd.store.limits import (
     settle_budget,
     window_of,
 )
-from rerankd.store.schema import rate_windows
-from tests.store.conftest import a_call
+from rerankd.gateway.store.schema import rate_windows
+from tests.gateway.store.conftest import a_call
 
 MINUTE = 29_000_000 * WINDOW_SECONDS  # the start of some minute, as seconds since the epoch
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from rerankd.store.schema import api_keys, rate_windows
+from rerankd.gateway.store.schema import api_keys, rate_windows
 
 __all__ = ["WINDOW_SECONDS", "Window", "add_tokens", "admit", "count_request", "release", "reserve"]
 __all__ += ["settle_budget", "window_of"]

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Engine, Integer, func, insert, select
 
-from rerankd.store.engine import reading
-from rerankd.store.limits import add_tokens, release, settle_budget
-from rerankd.store.schema import api_keys, usage
+from rerankd.gateway.store.engine import reading
+from rerankd.gateway.store.limits import add_tokens, release, settle_budget
+from rerankd.gateway.store.schema import api_keys, usage
 
 __all__ = ["Call", "Grouping", "UsageFilter", "calls", "record", "summarize"]
 

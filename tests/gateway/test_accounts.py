@@ -1,4 +1,4 @@
-"""rerankd.accounts: the management plane's one code path (admin API, /v1/usage and the CLI), on a SQLite
+"""gateway.accounts: the management plane's one code path (admin API, /v1/usage and the CLI), on a SQLite
 file and on a real PostgreSQL server: keys by id or prefix, partial updates, revocation, exact money,
 and usage reports filtered and grouped."""
 
@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from rerankd.accounts import Accounts, Key, NoDatabase, as_utc, open_accounts
 from rerankd.errors import InvalidRequest, RouteNotFound
-from rerankd.money import to_nanos
-from rerankd.store import ledger
+from rerankd.gateway.accounts import Accounts, Key, NoDatabase, as_utc, open_accounts
+from rerankd.gateway.money import to_nanos
+from rerankd.gateway.store import ledger
 
 T = TypeVar("T")
 

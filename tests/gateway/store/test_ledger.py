@@ -1,4 +1,4 @@
-"""The usage ledger (rerankd.store.ledger): one row per call, settled with the key's budget, and reports
+"""The usage ledger (gateway.store.ledger): one row per call, settled with the key's budget, and reports
 grouped by key, model and day with filters."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import datetime as dt
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from rerankd.store import Store
-from rerankd.store.keys import create_key, get_key
-from rerankd.store.ledger import UsageFilter, calls, record, summarize
-from rerankd.store.limits import reserve
-from tests.store.conftest import T0, a_call
+from rerankd.gateway.store import Store
+from rerankd.gateway.store.keys import create_key, get_key
+from rerankd.gateway.store.ledger import UsageFilter, calls, record, summarize
+from rerankd.gateway.store.limits import reserve
+from tests.gateway.store.conftest import T0, a_call
 
 DAY = dt.timedelta(days=1)
 SUMS = ("documents", "query_tokens", "documents_tokens", "total_tokens", "search_units", "cost_nanos")

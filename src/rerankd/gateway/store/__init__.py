@@ -14,7 +14,7 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
-from rerankd.store.engine import make_engine, upgrade
+from rerankd.gateway.store.engine import make_engine, upgrade
 
 __all__ = ["Store"]
 

@@ -1,7 +1,7 @@
 """The store's tests run on both databases it supports: a SQLite file and a real PostgreSQL server.
 
 ``database_url`` is parametrized over the two (PostgreSQL from the session's throw-away server, a fresh
-database per test); ``store`` is a migrated :class:`~rerankd.store.Store` on it, closed afterwards;
+database per test); ``store`` is a migrated :class:`~rerankd.gateway.store.Store` on it, closed afterwards;
 ``open_store`` opens more on the same database, as replicas would. ``a_call`` makes ledger rows and
 ``dump`` reads every row of every table.
 """
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, MetaData, select
 
-from rerankd.store import Store
-from rerankd.store.ledger import Call
+from rerankd.gateway.store import Store
+from rerankd.gateway.store.ledger import Call
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -1,4 +1,4 @@
-"""Opening and migrating the database (rerankd.store.engine), on SQLite and PostgreSQL."""
+"""Opening and migrating the database (rerankd.gateway.store.engine), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from rerankd.store import Store
-from rerankd.store.keys import create_key, list_keys
+from rerankd.gateway.store import Store
+from rerankd.gateway.store.keys import create_key, list_keys
 
 TABLES = {"alembic_version", "api_keys", "rate_windows", "usage"}
 
