@@ -30,15 +30,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import bm25s
-import numpy as np
 from rerankd_support import cranfield
 from rerankd_support.bench.options import csv_list
 from rerankd_support.bench.tables import environment, markdown_table
 from rerankd_support.models import bundled_minilm_path
 
 from rerankd.backends.base import BatchedBackend
-from rerankd.backends.bm25 import tokenize
+from rerankd.evaluate.first_stage import bm25_run
 from rerankd.kinds import load_model, model_spec
 from rerankd.scheduler import BatchingScorer
 from rerankd.types import ScoreOptions
@@ -58,15 +56,10 @@ class Run:
 
 def workload(data: cranfield.Cranfield, queries: int, top_k: int) -> list[Request]:
     """The first ``queries`` judged queries, each with its BM25 top ``top_k`` abstracts."""
-    doc_ids = sorted(data.documents)
-    retriever = bm25s.BM25()
-    retriever.index([tokenize(data.documents[doc]) for doc in doc_ids], show_progress=False)
-    requests: list[Request] = []
-    for number in sorted(query for query in data.qrels if query in data.queries)[:queries]:
-        scores = np.asarray(retriever.get_scores(tokenize(data.queries[number])))
-        best = np.argsort(-scores, kind="stable")[:top_k]
-        requests.append((data.queries[number], tuple(data.documents[doc_ids[i]] for i in best)))
-    return requests
+    run = bm25_run(data, data.judged_queries()[:queries], top_k)
+    return [
+        (data.queries[query], tuple(data.documents[doc] for doc in ranked)) for query, ranked in run.items()
+    ]
 
 
 async def score_all(scorer: BatchingScorer, requests: Sequence[Request], concurrency: int) -> list[Any]:

@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rerankd_support import cranfield
 from rerankd_support.models import bundled_minilm_path, make_cross_encoder
 from rerankd_support.paths import BENCH_CACHE
@@ -40,6 +39,8 @@ from rerankd.backends.base import Encoded
 from rerankd.backends.specs import TransformerSpec
 from rerankd.backends.torch_runtime import cpu_flags, native_bf16, precision_label
 from rerankd.batching import pack
+from rerankd.evaluate.first_stage import Run, bm25_run
+from rerankd.evaluate.measures import per_query
 from rerankd.kinds import load_model
 from rerankd.types import ScoreOptions
 
@@ -75,38 +76,10 @@ def fidelity(reference: list[list[float]], other: list[list[float]]) -> dict[str
     }
 
 
-# Cranfield's relevance codes (1 best .. 4 least) as graded gains for NDCG.
-GAIN = {1: 4, 2: 3, 3: 2, 4: 1}
-
-
-def bm25_candidates(data: cranfield.Cranfield, queries: list[int], top: int) -> dict[int, dict[int, float]]:
-    """The ``top`` abstracts BM25 ranks first for each query, with their BM25 scores."""
-    import bm25s
-
-    from rerankd.backends.bm25 import tokenize
-
-    ids = sorted(data.documents)
-    retriever = bm25s.BM25()
-    retriever.index([tokenize(data.documents[doc]) for doc in ids], show_progress=False)
-    found: dict[int, dict[int, float]] = {}
-    for query in queries:
-        scores = retriever.get_scores(tokenize(data.queries[query]))
-        best = np.argsort(-scores, kind="stable")[:top]
-        found[query] = {ids[i]: float(scores[i]) for i in best}
-    return found
-
-
-def ndcg_at_10(data: cranfield.Cranfield, run: dict[int, dict[int, float]]) -> float:
-    import ir_measures
-    from ir_measures import nDCG
-
-    qrels = {
-        str(query): {str(doc): GAIN[code] for doc, code in judged.items()}
-        for query, judged in data.qrels.items()
-        if query in run
-    }
-    scored = {str(query): {str(doc): score for doc, score in docs.items()} for query, docs in run.items()}
-    return float(ir_measures.calc_aggregate([nDCG @ 10], qrels, scored)[nDCG @ 10])
+def ndcg_at_10(data: cranfield.Cranfield, run: Run) -> float:
+    """Mean NDCG@10 over the run's judged queries (rerankd.evaluate's measures, graded as judged)."""
+    values = per_query(data.qrels, run)["NDCG@10"]
+    return statistics.mean(values.values()) if values else 0.0
 
 
 def _key(item: Encoded) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
@@ -118,9 +91,9 @@ def run_fidelity(args: argparse.Namespace) -> None:
     import torch
 
     data = cranfield.load(args.cranfield)
-    queries = sorted(query for query in data.queries if query in data.qrels)[: args.queries]
+    queries = data.judged_queries()[: args.queries]
     began = time.perf_counter()
-    candidates = bm25_candidates(data, queries, args.top)
+    candidates = bm25_run(data, queries, args.top)
     print(f"BM25 top {args.top} of {len(queries)} queries: {time.perf_counter() - began:.1f} s", flush=True)
     precisions = args.precisions.split(",")
     if precisions[0] != "fp32":

@@ -129,7 +129,7 @@ def fixed_length_workload(
     """Requests of ``--scaling-length-docs`` documents of ``doc_tokens`` tokens each, cut from the
     Cranfield abstracts run together, with Cranfield queries."""
     rng = random.Random(args.seed + doc_tokens)
-    queries = sorted(q for q in data.qrels if q in data.queries)
+    queries = data.judged_queries()
     bodies = []
     for request in range(8):
         documents = []
@@ -150,7 +150,7 @@ def fixed_length_workload(
 
 
 def token_stream(data: cranfield.Cranfield, tokenizer: Any) -> list[int]:
-    texts = [data.documents[doc] for doc in sorted(data.documents)]
+    texts = list(data.documents.values())
     stream: list[int] = []
     for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]:
         stream.extend(ids)
