@@ -48,6 +48,19 @@ $(VENV)/.installed-test: $(VENV)/.installed
 		(apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk)
 	touch $@
 
+# The playground's JavaScript (src/rerankd/web/static/) is served as written: ES modules, no bundler, no build
+# step. Node only checks it: tsc type-checks the modules' JSDoc types (// @ts-check, tsconfig.json, nothing
+# emitted) and node's own test runner runs the unit tests of their pure functions (tests/web/js/). TypeScript is
+# the one npm package, pinned in package-lock.json and installed by `npm ci` into the git-ignored node_modules/;
+# node and npm are Debian's packages, installed where missing (bookworm's node 18 passes both, as does node 20).
+# Named by a glob, not the folder: node 18 and 20 take from a folder only files named like *.test.mjs.
+NODE_TESTS := tests/web/js/test_*.mjs
+
+node_modules/.installed: package.json package-lock.json
+	(command -v node && command -v npm) >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q nodejs npm)
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
@@ -55,7 +68,9 @@ install-test: $(VENV)/.installed-test
 serve: install
 	$(BIN)/rerankd serve --host $(HOST) --port $(PORT) $(if $(CONFIG),--config $(CONFIG))
 
-test: install-test
+# The JavaScript's unit tests first: a few seconds, no server, no browser.
+test: install-test node_modules/.installed
+	node --test --test-reporter=spec $(NODE_TESTS)
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
 # One run, everything under $(BENCH_OUT): the servers against each other and the matmul peak (perf/), the share
@@ -70,12 +85,14 @@ bench: install
 	$(BIN)/python benchmarks/bench_cache.py --queries 10 --concurrency 1 > $(BENCH_OUT)/cache.md && cat $(BENCH_OUT)/cache.md
 	$(BIN)/python benchmarks/bench_precision.py --fidelity --out $(BENCH_OUT)/precision
 
-# Zero findings: ruff, and mypy --strict on the runtime package, plain mypy on the code around it.
-lint: install-test
+# Zero findings: ruff, and mypy --strict on the runtime package, plain mypy on the code around it; then tsc, strict,
+# on the playground's JavaScript.
+lint: install-test node_modules/.installed
 	$(BIN)/ruff check src tests benchmarks support
 	$(BIN)/ruff format --check src tests benchmarks support
 	$(BIN)/mypy --strict src
 	$(BIN)/mypy tests support benchmarks
+	node_modules/.bin/tsc --noEmit -p tsconfig.json
 
 # Re-resolve the lock: the newest releases within pyproject's ranges, for this platform (Linux x86_64, CPython
 # 3.11), torch kept at the local CPU wheel. Commit the new requirements.lock once `make test` passes on it.
@@ -92,4 +109,5 @@ test-latest:
 	$(MAKE) lint test VENV=.venv-latest LATEST=1
 
 clean:
-	rm -rf $(VENV) .venv-latest build dist src/*.egg-info support/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest build dist src/*.egg-info support/*.egg-info .pytest_cache .mypy_cache .ruff_cache \
+		node_modules

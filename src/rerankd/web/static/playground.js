@@ -1,11 +1,21 @@
+// @ts-check
 // The playground: reads the form, asks the server's own /v1/models and /v1/rerank (one request per chosen
 // model, in parallel) and shows the answers side by side. The API key lives in sessionStorage: this tab only.
 
 import { call } from "./api.js";
-import { parseFile, linesOf } from "./documents.js";
+import { parseFile } from "./documents.js";
 import { currentLanguage, preferredLanguage, setLanguage, t } from "./i18n.js";
 import { limitModels, renderColumns, renderComparison, renderModels } from "./render.js";
+import { formProblem, rerankRequest } from "./request.js";
 import { snippets } from "./snippets.js";
+
+/** @typedef {import("./api.js").Model} Model */
+/** @typedef {import("./render.js").Run} Run */
+/** @typedef {import("./snippets.js").Snippets} Snippets */
+/**
+ * A message kept as an i18n key and its values, so that a language switch re-words it.
+ * @typedef {{key: string, values?: Record<string, unknown>}} Message
+ */
 
 const MAX_MODELS = 3;
 const KEY_STORAGE = "rerankd.playground.key";
@@ -22,8 +32,45 @@ const EXAMPLE = {
   ],
 };
 
-const $ = (id) => document.getElementById(id);
+/**
+ * The elements whose type the script relies on, by id; any other id is an HTMLElement.
+ * @typedef {{lang: HTMLSelectElement, form: HTMLFormElement, "api-key": HTMLInputElement,
+ *   query: HTMLTextAreaElement, documents: HTMLTextAreaElement, file: HTMLInputElement, "top-n": HTMLInputElement,
+ *   rerank: HTMLButtonElement}} PageElements
+ */
 
+/**
+ * The element with this id: the page has every id the script asks for.
+ * @template {string} K
+ * @param {K} id
+ * @returns {K extends keyof PageElements ? PageElements[K] : HTMLElement}
+ */
+const $ = (id) => /** @type {any} */ (document.getElementById(id));
+
+/** @returns {HTMLElement[]} the code panel's tabs, each with data-lang naming its snippet */
+const codeTabs = () => [.../** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[role=tab]"))];
+
+/**
+ * @param {HTMLElement} tab
+ * @returns {keyof Snippets}
+ */
+const snippetOf = (tab) => /** @type {keyof Snippets} */ (tab.dataset.lang);
+
+/**
+ * @typedef {object} State
+ * @property {Model[]} models
+ * @property {string[]} selected
+ * @property {Message | null} modelsMessage
+ * @property {string} key
+ * @property {boolean} keyed
+ * @property {Run[] | null} runs of the last Rerank, with the documents sent
+ * @property {string[]} documents
+ * @property {keyof Snippets} codeLanguage
+ * @property {Message | null} status kept as a key so that a language switch re-words it
+ * @property {Message | null} formError
+ */
+
+/** @type {State} */
 const state = {
   models: [],
   selected: [],
@@ -39,30 +86,21 @@ const state = {
 
 // -- the request ---------------------------------------------------------------------------------------
 
-function topN() {
-  const text = $("top-n").value.trim();
-  if (text === "") return { value: null };
-  const value = Number(text);
-  return Number.isInteger(value) && value >= 1 ? { value } : { error: "badTopN" };
+/** @returns {import("./request.js").FormValues} */
+function formValues() {
+  return { query: $("query").value, documents: $("documents").value, topN: $("top-n").value };
 }
 
+/**
+ * @param {string} model
+ * @returns {import("./api.js").RerankRequest}
+ */
 function requestFor(model) {
-  return {
-    model,
-    query: $("query").value.trim(),
-    documents: linesOf($("documents").value),
-    top_n: topN().value ?? null,
-    return_documents: true,
-    return_spans: true, // where each document matched best, for models that score windows
-  };
+  return rerankRequest(model, formValues());
 }
 
 function problem() {
-  if ($("query").value.trim() === "") return { key: "needQuery", field: "query" };
-  if (linesOf($("documents").value).length === 0) return { key: "needDocuments", field: "documents" };
-  if (state.selected.length === 0) return { key: "needModel", field: "models" };
-  if (topN().error) return { key: topN().error, field: "top-n" };
-  return null;
+  return formProblem(formValues(), state.selected.length);
 }
 
 // -- showing things ------------------------------------------------------------------------------------
@@ -82,6 +120,7 @@ function showModels() {
   renderModels(list, state.models, state.selected, MAX_MODELS);
 }
 
+/** @param {boolean} focus */
 function showKeyField(focus) {
   $("key-section").hidden = false;
   $("api-key").value = state.key;
@@ -98,10 +137,10 @@ function showCode() {
   if ($("code-panel").hidden) return;
   const model = state.selected[0] || (state.models[0] && state.models[0].id) || "MODEL";
   const code = snippets(location.origin, requestFor(model), state.keyed || state.key !== "");
-  $("code-block").querySelector("code").textContent = code[state.codeLanguage];
+  /** @type {HTMLElement} */ ($("code-block").querySelector("code")).textContent = code[state.codeLanguage];
   $("code-note").textContent = t("codeNote", { model });
-  for (const tab of document.querySelectorAll("[role=tab]")) {
-    const active = tab.dataset.lang === state.codeLanguage;
+  for (const tab of codeTabs()) {
+    const active = snippetOf(tab) === state.codeLanguage;
     tab.setAttribute("aria-selected", String(active));
     tab.tabIndex = active ? 0 : -1;
     if (active) $("code-block").setAttribute("aria-labelledby", tab.id);
@@ -121,12 +160,12 @@ function showAll() {
 
 async function loadModels() {
   const answer = await call("/v1/models", { key: state.key });
-  if (answer.status === 401) {
+  if (answer.error && answer.status === 401) {
     state.keyed = true;
     state.models = [];
     state.modelsMessage = { key: "keyNeeded", values: { message: answer.error.message } };
     showKeyField(true);
-  } else if (!answer.ok) {
+  } else if (answer.error) {
     state.models = [];
     state.modelsMessage = answer.error.network
       ? { key: "networkError", values: { message: answer.error.message } }
@@ -229,7 +268,7 @@ function wire() {
     showCode();
   });
   $("file").addEventListener("change", async () => {
-    const file = $("file").files[0];
+    const file = $("file").files?.[0];
     if (!file) return;
     const parsed = parseFile(file.name, await file.text());
     if (parsed.error) {
@@ -249,29 +288,29 @@ function wire() {
     $("view-code").textContent = t(panel.hidden ? "viewCode" : "hideCode");
     showCode();
   });
-  const tabs = [...document.querySelectorAll("[role=tab]")];
+  const tabs = codeTabs();
   tabs.forEach((tab, position) => {
     tab.addEventListener("click", () => {
-      state.codeLanguage = tab.dataset.lang;
+      state.codeLanguage = snippetOf(tab);
       showCode();
     });
     tab.addEventListener("keydown", (event) => {
-      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      const step = /** @type {Record<string, number>} */ ({ ArrowRight: 1, ArrowLeft: -1 })[event.key];
       if (!step) return;
       const next = tabs[(position + step + tabs.length) % tabs.length];
-      state.codeLanguage = next.dataset.lang;
+      state.codeLanguage = snippetOf(next);
       showCode();
       next.focus();
     });
   });
   $("copy-code").addEventListener("click", async () => {
-    const text = $("code-block").textContent;
+    const text = $("code-block").textContent ?? "";
     try {
       await navigator.clipboard.writeText(text);
       $("copy-code").textContent = t("copied");
       setTimeout(() => ($("copy-code").textContent = t("copy")), 2000);
     } catch {
-      getSelection().selectAllChildren($("code-block")); // no clipboard outside secure contexts: select it
+      getSelection()?.selectAllChildren($("code-block")); // no clipboard outside secure contexts: select it
     }
   });
   $("lang").addEventListener("change", () => {

@@ -1,18 +1,43 @@
+// @ts-check
 // Building the page's dynamic parts: the model choices, one ranked column per model, the comparison.
 // Text from the user or the server is only ever set as text (textContent), never parsed as HTML.
 
 import { spearman, topKOverlap } from "./compare.js";
 import { t } from "./i18n.js";
 
-const FOLD_AT = 320; // code points: longer documents are folded to this much, around the best window
-const CONTEXT_BEFORE = 80; // code points kept before a best window that lies past the fold
+/** @typedef {import("./api.js").Answer} Answer */
+/** @typedef {import("./api.js").ApiError} ApiError */
+/** @typedef {import("./api.js").Model} Model */
+/** @typedef {import("./api.js").RerankResponse} RerankResponse */
+/** @typedef {import("./api.js").RerankResult} RerankResult */
+/** @typedef {import("./api.js").Span} Span */
+/**
+ * One model's part of a Rerank: the model asked and its answer.
+ * @typedef {{model: string, answer: Answer}} Run
+ */
+/**
+ * What el() appends: nodes and texts; null, undefined and false are left out.
+ * @typedef {Node | string | null | undefined | false} Child
+ */
 
+export const FOLD_AT = 320; // code points: longer documents are folded to this much, around the best window
+export const CONTEXT_BEFORE = 80; // code points kept before a best window that lies past the fold
+
+/**
+ * A new element: attributes "class" and "text" set its class and text, true an empty attribute, and null,
+ * undefined or false none; children (arrays too) are appended.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, unknown>} [attributes]
+ * @param {...(Child | Child[])} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (value === null || value === undefined || value === false) continue;
-    if (name === "class") node.className = value;
-    else if (name === "text") node.textContent = value;
+    if (name === "class") node.className = String(value);
+    else if (name === "text") node.textContent = String(value);
     else node.setAttribute(name, value === true ? "" : String(value));
   }
   for (const child of children.flat()) {
@@ -23,6 +48,14 @@ export function el(tag, attributes = {}, ...children) {
 
 // -- models ------------------------------------------------------------------------------------------
 
+/**
+ * The model choices: one checkbox each, with its kind, status and error; unchecked boxes are disabled once
+ * limit are selected.
+ * @param {HTMLElement} container
+ * @param {readonly Model[]} models
+ * @param {readonly string[]} selected
+ * @param {number} limit
+ */
 export function renderModels(container, models, selected, limit) {
   container.replaceChildren();
   if (models.length === 0) return;
@@ -54,10 +87,15 @@ export function renderModels(container, models, selected, limit) {
 }
 
 /** After a box is (un)checked: the boxes left unchecked are disabled while ``limit`` are chosen. The list
- * is updated in place, not rebuilt, so the keyboard focus stays where it is. */
+ * is updated in place, not rebuilt, so the keyboard focus stays where it is.
+ * @param {HTMLElement} container
+ * @param {readonly string[]} selected
+ * @param {number} limit
+ */
 export function limitModels(container, selected, limit) {
   const full = selected.length >= limit;
   for (const box of container.querySelectorAll("input[type=checkbox]")) {
+    if (!(box instanceof HTMLInputElement)) continue;
     box.disabled = full && !box.checked;
   }
 }
@@ -65,7 +103,11 @@ export function limitModels(container, selected, limit) {
 // -- one column per model ----------------------------------------------------------------------------
 
 /** The best window of a result ({start, end} in code points, as Python counts), when the server sent a
- * valid one that is only part of the document (a whole short document is its own window). */
+ * valid one that is only part of the document (a whole short document is its own window).
+ * @param {{span?: Span | null} | null | undefined} result
+ * @param {number} length the document's length in code points
+ * @returns {Span | null}
+ */
 export function spanOf(result, length) {
   const span = result && result.span;
   if (!span || !Number.isInteger(span.start) || !Number.isInteger(span.end)) return null;
@@ -73,8 +115,16 @@ export function spanOf(result, length) {
   return valid && (span.start > 0 || span.end < length) ? span : null;
 }
 
-function documentNode(text, span, expanded) {
-  const chars = Array.from(text);
+/**
+ * The part of a document shown, [from, to) in code points: all of it when expanded or not longer than
+ * FOLD_AT; else FOLD_AT code points from the start or, when the best window ends past the fold, from the first
+ * word start within CONTEXT_BEFORE code points before the window; the whole window always shows.
+ * @param {readonly string[]} chars the document's code points
+ * @param {Span | null} span its best window (spanOf)
+ * @param {boolean} expanded
+ * @returns {{from: number, to: number}}
+ */
+export function foldRange(chars, span, expanded) {
   let from = 0;
   let to = chars.length;
   if (!expanded && chars.length > FOLD_AT) {
@@ -85,6 +135,19 @@ function documentNode(text, span, expanded) {
     }
     to = Math.min(chars.length, Math.max(from + FOLD_AT, span ? span.end : 0)); // the whole window shows
   }
+  return { from, to };
+}
+
+/**
+ * @param {string} text
+ * @param {Span | null} span
+ * @param {boolean} expanded
+ * @returns {HTMLParagraphElement}
+ */
+function documentNode(text, span, expanded) {
+  const chars = Array.from(text);
+  const { from, to } = foldRange(chars, span, expanded);
+  /** @type {(a: number, b: number) => string} */
   const piece = (a, b) => chars.slice(Math.max(a, from), Math.min(b, to)).join("");
   const node = el("p", { class: "doc" });
   if (from > 0) node.append("… ");
@@ -99,6 +162,12 @@ function documentNode(text, span, expanded) {
   return node;
 }
 
+/**
+ * @param {RerankResult} result
+ * @param {readonly string[]} documents
+ * @param {number} rank 1-based
+ * @returns {HTMLLIElement}
+ */
 function resultItem(result, documents, rank) {
   const text = typeof result.document === "string" ? result.document : documents[result.index] ?? "";
   const length = Array.from(text).length;
@@ -141,12 +210,22 @@ function resultItem(result, documents, rank) {
   return item;
 }
 
+/**
+ * @param {string} name
+ * @param {string} value
+ * @returns {HTMLElement[]}
+ */
 function fact(name, value) {
   return [el("dt", { text: name }), el("dd", { text: value })];
 }
 
+/**
+ * @param {Run} run an answered one
+ * @returns {HTMLDListElement}
+ */
 function facts(run) {
-  const { data, headers } = run.answer;
+  const { headers } = run.answer;
+  const data = /** @type {RerankResponse} */ (run.answer.data);
   const list = el("dl", { class: "facts" });
   const ms = Math.round(run.answer.ms);
   const server = headers["x-total-time"];
@@ -179,8 +258,12 @@ function facts(run) {
   return list;
 }
 
+/**
+ * @param {Answer} answer a failed one
+ * @returns {HTMLDivElement}
+ */
 function errorBox(answer) {
-  const error = answer.error;
+  const error = /** @type {ApiError} */ (answer.error);
   const box = el("div", { class: "error-box", role: "alert" });
   if (error.network) {
     box.append(el("p", { class: "error-message", text: t("networkError", { message: error.message }) }));
@@ -194,7 +277,12 @@ function errorBox(answer) {
   return box;
 }
 
-/** One run is {model, answer} (answer as api.call returns it); documents are the texts sent. */
+/**
+ * One column per model. One run is {model, answer} (answer as api.call returns it); documents are the texts sent.
+ * @param {HTMLElement} container
+ * @param {readonly Run[]} runs
+ * @param {readonly string[]} documents
+ */
 export function renderColumns(container, runs, documents) {
   container.replaceChildren();
   runs.forEach((run, position) => {
@@ -207,7 +295,7 @@ export function renderColumns(container, runs, documents) {
     if (!run.answer.ok) {
       column.append(errorBox(run.answer));
     } else {
-      const results = run.answer.data.results || [];
+      const results = /** @type {RerankResponse} */ (run.answer.data).results || [];
       column.append(facts(run));
       if (results.length === 0) column.append(el("p", { class: "help", text: t("noResults") }));
       else column.append(el("ol", { class: "ranking" }, results.map((result, rank) => resultItem(result, documents, rank + 1))));
@@ -218,15 +306,29 @@ export function renderColumns(container, runs, documents) {
 
 // -- across models -----------------------------------------------------------------------------------
 
+/**
+ * The original indexes of a run's results, best first.
+ * @param {Run} run an answered one
+ * @returns {number[]}
+ */
+function rankingOf(run) {
+  return (/** @type {RerankResponse} */ (run.answer.data).results || []).map((result) => result.index);
+}
+
+/**
+ * A row per pair of models that both answered: top-k overlap and rank correlation. Hidden below two.
+ * @param {HTMLElement} section holds the table
+ * @param {readonly Run[]} runs
+ */
 export function renderComparison(section, runs) {
   const ranked = runs.filter((run) => run.answer.ok);
-  const body = section.querySelector("tbody");
+  const body = /** @type {HTMLTableSectionElement} */ (section.querySelector("tbody"));
   body.replaceChildren();
   section.hidden = ranked.length < 2;
   for (let i = 0; i < ranked.length; i++) {
     for (let j = i + 1; j < ranked.length; j++) {
-      const a = (ranked[i].answer.data.results || []).map((result) => result.index);
-      const b = (ranked[j].answer.data.results || []).map((result) => result.index);
+      const a = rankingOf(ranked[i]);
+      const b = rankingOf(ranked[j]);
       const overlap = topKOverlap(a, b);
       const { rho, n } = spearman(a, b);
       body.append(

@@ -1,7 +1,24 @@
+// @ts-check
 // "View code": the current request as curl, Python (httpx, the cohere SDK) and JavaScript fetch.
 // The key never appears in the code: it is read from the RERANKD_API_KEY environment variable.
 
-/** A Python literal of a JSON value (JSON string escapes are valid in Python strings). */
+/** @typedef {import("./api.js").RerankRequest} RerankRequest */
+/**
+ * A JSON value (undefined is written as None too).
+ * @typedef {null | undefined | boolean | number | string | Json[] | {[key: string]: Json}} Json
+ */
+/**
+ * The code of one request, by language.
+ * @typedef {{curl: string, httpx: string, cohere: string, fetch: string}} Snippets
+ */
+
+/**
+ * A Python literal of a JSON value (JSON string escapes are valid in Python strings), indented by four spaces a
+ * level, lists and dicts one item a line with a trailing comma; depth is the level it starts at.
+ * @param {Json} value
+ * @param {number} [depth]
+ * @returns {string}
+ */
 export function pythonLiteral(value, depth = 0) {
   const pad = "    ".repeat(depth + 1);
   const end = "    ".repeat(depth);
@@ -19,14 +36,30 @@ export function pythonLiteral(value, depth = 0) {
   return `{\n${items.join(",\n")},\n${end}}`;
 }
 
+/**
+ * @param {string} text
+ * @param {number} spaces
+ * @returns {string}
+ */
 function indentAfterFirst(text, spaces) {
   return text.replace(/\n/g, "\n" + " ".repeat(spaces));
 }
 
-function shellQuote(text) {
+/**
+ * A single-quoted shell word: each ' becomes '\'' (close, an escaped quote, reopen).
+ * @param {string} text
+ * @returns {string}
+ */
+export function shellQuote(text) {
   return `'${text.replace(/'/g, "'\\''")}'`;
 }
 
+/**
+ * @param {string} url
+ * @param {RerankRequest} body
+ * @param {boolean} keyed
+ * @returns {string}
+ */
 function curl(url, body, keyed) {
   const lines = [`curl -s ${url}/v1/rerank`, "-H 'Content-Type: application/json'"];
   if (keyed) lines.push('-H "Authorization: Bearer $RERANKD_API_KEY"');
@@ -34,6 +67,12 @@ function curl(url, body, keyed) {
   return lines.join(" \\\n  ");
 }
 
+/**
+ * @param {string} url
+ * @param {RerankRequest} body
+ * @param {boolean} keyed
+ * @returns {string}
+ */
 function httpx(url, body, keyed) {
   const headers = keyed ? '    headers={"Authorization": "Bearer " + os.environ["RERANKD_API_KEY"]},\n' : "";
   return (
@@ -51,6 +90,11 @@ function httpx(url, body, keyed) {
   );
 }
 
+/**
+ * @param {string} url
+ * @param {RerankRequest} body
+ * @returns {string}
+ */
 function cohere(url, body) {
   // The SDK's ClientV2 posts to {base_url}/v2/rerank (Cohere's v2 format, which rerankd speaks) and
   // wants a key even where the server needs none.
@@ -69,6 +113,12 @@ function cohere(url, body) {
   );
 }
 
+/**
+ * @param {string} url
+ * @param {RerankRequest} body
+ * @param {boolean} keyed
+ * @returns {string}
+ */
 function fetchCode(url, body, keyed) {
   const headers = ['    "Content-Type": "application/json",'];
   if (keyed) headers.push("    Authorization: `Bearer ${process.env.RERANKD_API_KEY}`,");
@@ -84,7 +134,13 @@ function fetchCode(url, body, keyed) {
   );
 }
 
-/** Every snippet of one request; url is the server's origin, keyed whether it needs a key. */
+/**
+ * Every snippet of one request; url is the server's origin, keyed whether it needs a key.
+ * @param {string} url
+ * @param {RerankRequest} body
+ * @param {boolean} keyed
+ * @returns {Snippets}
+ */
 export function snippets(url, body, keyed) {
   return {
     curl: curl(url, body, keyed),
