@@ -37,12 +37,13 @@ def own_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Server]]:
-    """Start `rerankd serve` with a config dict; every server started is stopped at session end."""
+    """Start `rerankd serve` with a config dict (``options``: rerankd_server's, e.g. ``prefix``); every
+    server started is stopped at session end."""
     started: list[Server] = []
     workdir = tmp_path_factory.mktemp("servers")
 
-    def start(config: dict[str, Any], env: dict[str, str] | None = None) -> Server:
-        server = rerankd_server(config, workdir, env=dict(env or {}))
+    def start(config: dict[str, Any], env: dict[str, str] | None = None, **options: Any) -> Server:
+        server = rerankd_server(config, workdir, env=dict(env or {}), **options)
         started.append(server)
         return server.start()
 

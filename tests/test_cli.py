@@ -366,6 +366,30 @@ def test_key_lifecycle_through_the_cli(gateway_config: Path, manage: Manage) -> 
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_values_beyond_the_columns_exit_2_saying_why(
+    gateway_config: Path, manage: Manage, database: str, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite:///{gateway_config.parent / 'rerankd.db'}"
+    if database == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    as_json(manage("keys", "create", "--name", "a", "--json", "--database-url", url, config=gateway_config))
+    for args, words in [
+        (("keys", "create", "--name", "x", "--rpm", str(2**31)), "from 1 to 2147483647"),
+        (("keys", "create", "--name", "x", "--tpm", "100000000000000000000"), "from 1 to 2147483647"),
+        (("keys", "create", "--name", "x", "--budget", "1e30"), "too large"),
+        (("keys", "update", "1", "--budget", "1E+999999999"), "too large"),
+        (("keys", "update", "1", "--name", "a\x01b"), "control characters"),
+        (("keys", "show", str(2**64)), "from 1 to 2147483647"),
+        (("keys", "revoke", "9" * 5000), "from 1 to 2147483647"),
+        (("usage", "--model", "m" * 201), "at most 200"),
+    ]:
+        result = manage(*args, "--database-url", url, config=gateway_config)
+        assert result.returncode == 2, (args[:3], result.stdout, result.stderr)
+        assert result.stderr.startswith("rerankd: ") and words in result.stderr, (args[:3], result.stderr)
+        assert "Traceback" not in result.stderr and "database error" not in result.stderr
+
+
 def test_db_upgrade_on_a_fresh_file(tmp_path: Path) -> None:
     database = tmp_path / "new" / "fresh.db"
     url = f"sqlite:///{database}"
@@ -476,3 +500,58 @@ def test_usage_grouped_by_key_model_and_day_after_calls(gateway_config: Path, ma
     assert bad.returncode == 2 and bad.stderr.startswith("rerankd: --since")
     unknown = manage("usage", "--key", "rk-AAAAAAAA", config=gateway_config)
     assert unknown.returncode == 2 and "no key rk-AAAAAAAA" in unknown.stderr
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_usage_csv_streams_every_row_with_formulas_neutralised(
+    database: str,
+    tmp_path: Path,
+    manage: Callable[..., subprocess.CompletedProcess[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    from rerankd.gateway import accounts as accounts_module
+    from rerankd.gateway.accounts import open_accounts
+    from rerankd.gateway.exports import CALL_COLUMNS
+    from rerankd.gateway.money import to_nanos
+    from rerankd.gateway.store import ledger
+
+    url = f"sqlite:///{tmp_path / 'export.db'}"
+    if database == "postgresql":
+        url = str(request.getfixturevalue("postgres_url"))
+    config = write_config(tmp_path / "export.yaml", {"database_url": url, "models": PRICED_MODELS})
+    monkeypatch.setattr(accounts_module, "EXPORT_PAGE_SIZE", 7)  # 25 rows: four pages
+    monkeypatch.setenv("RERANKD_DATABASE_URL", url)  # which the config's database_url would yield to
+    formulas = ['=HYPERLINK("http://evil","x")', "+SUM(1)", "-1+2", "@cmd", "\t=1", "\r=1"]
+    start = dt.datetime(2026, 3, 1, 12)
+    with open_accounts(url) as accounts:
+        for n in range(25):
+            ledger.record(
+                accounts.store.engine,
+                ledger.Call(
+                    at=start + dt.timedelta(seconds=(n * 7) % 10),
+                    request_id=formulas[n % 6] + f" {n:02d}",
+                    key_id=None,
+                    key_label="static:0123abcd",
+                    route="/v1/rerank",
+                    dialect="seed",
+                    model=formulas[(n + 1) % 6],
+                    served_by="bm25",
+                    status=200,
+                    **dict.fromkeys(("documents", "query_tokens", "documents_tokens", "total_tokens"), 1),
+                    search_units=1,
+                    cost_nanos=to_nanos("0.02"),
+                    latency_ms=1.0,
+                    attempts=1,
+                ),
+            )
+    result = manage("usage", "--csv", config=config)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
+    assert list(rows[0]) == list(CALL_COLUMNS)
+    order = sorted(range(25), key=lambda n: ((n * 7) % 10, n))
+    assert [row["request_id"] for row in rows] == ["'" + formulas[n % 6] + f" {n:02d}" for n in order]
+    assert [row["model"] for row in rows] == ["'" + formulas[(n + 1) % 6] for n in order]
+    grouped = manage("usage", "--by", "model", "--csv", config=config)
+    groups = list(csv.DictReader(io.StringIO(grouped.stdout, newline="")))
+    assert sorted(row["model"] for row in groups) == ["bm25"]  # grouped by the model that answered

@@ -68,6 +68,15 @@ def test_api_keys_from_env_comma_separated(tmp_path: Path, monkeypatch: pytest.M
     assert load_settings(write(tmp_path, "models: []\n")).api_keys == ["k1", "k2"]
 
 
+def test_metrics_keys_from_env_and_never_a_client_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RERANKD_METRICS_KEYS", "scrape-1 ,scrape-2")
+    assert load_settings(write(tmp_path, "models: []\n")).metrics_keys == ["scrape-1", "scrape-2"]
+    with pytest.raises(ConfigError, match="both metrics_keys and api_keys"):
+        load_settings(write(tmp_path, "models: []\napi_keys: [scrape-2]\n"))
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [

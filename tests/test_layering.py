@@ -56,6 +56,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rerankd.gateway.accounts",
         "rerankd.gateway.metering",
     ),
+    # The CSV schema of the usage exports: the admin API and the CLI both write through it.
+    "rerankd.gateway.exports": ("fastapi", "starlette", *MODEL_LIBRARIES, "rerankd.api", "rerankd.service"),
     "rerankd.gateway.metering": ("fastapi", "starlette", *MODEL_LIBRARIES, "rerankd.api", "rerankd.service"),
     "rerankd.gateway.accounts": (
         "fastapi",
@@ -125,6 +127,12 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "rerankd.spec": ("fastapi", *MODEL_LIBRARIES, "rerankd.api", "rerankd.backends", "rerankd.upstream"),
     "rerankd.types": ("rerankd.", "torch", "fastapi"),
     "rerankd.errors": ("rerankd.", "torch", "fastapi"),
+    # One redaction for every text made of upstream or request data: usable from every layer, so a leaf.
+    "rerankd.redaction": ("rerankd.", "torch", "fastapi", "starlette", "httpx", "uvicorn"),
+    # The request's deadline: read by the service, the scheduler and upstream calls, so below them all.
+    "rerankd.deadline": ("rerankd.", "torch", "fastapi"),
+    # HTTP connections: uvicorn's protocol with timeouts and a cap, knowing nothing of the server's parts.
+    "rerankd.connections": ("rerankd.", "torch", "fastapi", "starlette"),
     "rerankd.config": (
         "rerankd.api",
         "rerankd.service",

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rerankd import deadline as deadlines
 from rerankd.backends.base import Encoded, Prepared
 from rerankd.batching import PassCost
 from rerankd.cache import entry_bytes
-from rerankd.errors import ModelUnavailable, Overloaded, TransientFailure
+from rerankd.errors import DeadlineExceeded, ModelUnavailable, Overloaded, TransientFailure
 from rerankd.metrics import Metrics
 from rerankd.scheduler import BatchingScorer, measure_pass_cost
 from rerankd.types import Activation, BatchStats, ScoreOptions, ScoreResult
@@ -460,3 +462,148 @@ async def test_real_models_score_the_same_with_and_without_the_cache(
     assert info is not None and info.hits == (10 if kind == "bi-encoder" else 8)
     await within.close()
     await without.close()
+
+
+# -- the request's deadline ------------------------------------------------------------------
+
+
+async def score_by(scorer: BatchingScorer, seconds: float, documents: tuple[str, ...]) -> ScoreResult:
+    """Score as a request whose deadline is ``seconds`` from now (the service sets it so)."""
+    with deadlines.until(time.monotonic() + seconds):
+        return await scorer.score("q", documents, OPTIONS)
+
+
+async def test_work_still_queued_at_its_deadline_is_answered_503_and_never_computed() -> None:
+    backend = ScriptedBackend()
+    scorer, _ = make_scorer(backend)
+    blocker = await block_worker(scorer, backend)  # the worker is inside a pass that does not end
+    began = time.monotonic()
+    late = asyncio.create_task(score_by(scorer, 0.2, ("too late", "also late")))
+    kept = asyncio.create_task(scorer.score("q", ("no deadline",), OPTIONS))
+    with pytest.raises(DeadlineExceeded) as info:
+        await late
+    # Answered at its deadline, while the pass in progress still runs.
+    assert 0.2 <= time.monotonic() - began < 0.2 + 0.5
+    assert not blocker.done()
+    assert int(info.value.headers["Retry-After"]) >= 1
+    assert info.value.status == 503
+    backend.gate.set()
+    await blocker
+    assert (await kept).scores == (2.0,)
+    assert "too late" not in computed(backend) and "also late" not in computed(backend)
+    assert scorer.pending == 0
+    await scorer.close()
+
+
+async def test_the_worker_skips_a_job_whose_deadline_passed_before_its_turn() -> None:
+    """Even when the event loop has not yet answered it, a job past its deadline gets no forward pass."""
+    backend = ScriptedBackend()
+    scorer, _ = make_scorer(backend)
+    blocker = await block_worker(scorer, backend)
+    task = asyncio.create_task(score_by(scorer, 0.05, ("expired",)))
+    await wait_until(lambda: len(scorer._jobs) == 1)
+    time.sleep(0.1)  # the loop is held: the deadline's timer cannot run before the worker looks
+    backend.gate.set()
+    with pytest.raises(DeadlineExceeded):
+        await task
+    await blocker
+    assert "expired" not in computed(backend)
+    await scorer.close()
+
+
+async def test_admission_refuses_what_cannot_finish_by_the_deadline() -> None:
+    backend = ScriptedBackend()
+    scorer, _ = make_scorer(backend, max_queue_pairs=10_000)
+    scorer._admission.observe(inputs=10, seconds=1.0)  # measured: 10 inputs a second
+    blocker = await block_worker(scorer, backend)  # 2 inputs pending
+    documents = tuple(f"d{i}" for i in range(26))  # 27 inputs more: about 2.9 s of work
+    with pytest.raises(Overloaded, match=r"about 2\.9s of work.*deadline is [12]\.\ds away") as info:
+        await score_by(scorer, 2.0, documents)
+    assert int(info.value.headers["Retry-After"]) >= 1
+    assert scorer.pending == 2  # nothing of the refused request stays counted
+    admitted = asyncio.create_task(score_by(scorer, 10.0, documents))
+    await wait_until(lambda: scorer.pending == 2 + 27)
+    backend.gate.set()
+    assert len((await admitted).scores) == 26
+    await blocker
+    await scorer.close()
+
+
+class SlowBackend(ScriptedBackend):
+    """Each pass sleeps ``per_row`` seconds a row (a slow CPU, or a neighbour holding the cores)."""
+
+    def __init__(self, per_row: float) -> None:
+        super().__init__()
+        self.per_row = per_row
+        self.passes: list[tuple[float, list[str]]] = []  # when each pass began, and its documents
+
+    def forward(self, inputs: Sequence[Encoded]) -> list[float]:
+        self.passes.append((time.monotonic(), [self._tags[id(item)] for item in inputs]))
+        time.sleep(self.per_row * len(inputs))
+        return super().forward(inputs)
+
+
+async def test_the_rate_is_measured_over_busy_wall_time_not_only_the_passes() -> None:
+    """Time the worker loses outside its passes (here, an observer that takes 30 ms after each pass, as a
+    neighbour taking the cores would) counts in the rate that admission estimates with."""
+    backend = SlowBackend(per_row=0.005)
+    scorer = BatchingScorer(
+        "m",
+        backend,
+        max_batch_tokens=4096,
+        max_batch_size=2,
+        max_queue_pairs=1000,
+        observer=lambda _: time.sleep(0.03),
+    )
+    await scorer.score("q", tuple(f"d{i}" for i in range(20)), OPTIONS)  # 10 passes of 2 rows
+    await wait_until(lambda: len(scorer._admission._recent) == 10)  # the last pass's observer is done
+    # The passes alone: 2 rows in 10 ms, 200 a second; with the time between them, at most 2 in 40 ms.
+    assert 0 < scorer._admission._rate < 2 / 0.04 * 1.1
+    await scorer.close()
+
+
+async def test_a_burst_on_a_slowed_model_is_answered_by_the_deadline() -> None:
+    """Admission was measured on a fast model, which then runs 20 times slower: every request is still
+    answered by its deadline (plus a small margin), the late ones 503 with Retry-After and none of their
+    inputs computed after their deadline; the next burst, on the corrected estimate, is refused at once
+    (429) beyond what can finish in time, instead of waiting."""
+    backend = SlowBackend(per_row=0.02)  # a pass of 4 rows: 80 ms, 50 inputs a second
+    scorer = BatchingScorer("m", backend, max_batch_tokens=4096, max_batch_size=4, max_queue_pairs=10_000)
+    scorer._admission.observe(inputs=100, seconds=0.1)  # the estimate: 1000 inputs a second
+    timeout, margin = 1.5, 0.25
+
+    async def one(n: int) -> tuple[str, float, float]:
+        began = time.monotonic()
+        try:
+            await score_by(scorer, timeout, (f"r{n}a", f"r{n}b"))
+            outcome = "200"
+        except DeadlineExceeded as exc:
+            assert int(exc.headers["Retry-After"]) >= 1
+            outcome = "503"
+        except Overloaded as exc:
+            assert int(exc.headers["Retry-After"]) >= 1
+            outcome = "429"
+        return outcome, began, time.monotonic() - began
+
+    first = await asyncio.gather(*(one(n) for n in range(60)))  # 120 inputs: 2.4 s of work
+    assert all(seconds < timeout + margin for _, _, seconds in first)
+    outcomes = [outcome for outcome, _, _ in first]
+    assert outcomes.count("200") >= 20 and outcomes.count("503") >= 15
+    for n, (_, began, _) in enumerate(first):
+        for started, documents in backend.passes:
+            if f"r{n}a" in documents or f"r{n}b" in documents:
+                assert started < began + timeout  # no pass began for work past its deadline
+    answered = {f"r{n}a" for n, (outcome, _, _) in enumerate(first) if outcome == "200"}
+    late = {f"r{n}a" for n, (outcome, _, _) in enumerate(first) if outcome == "503"}
+    assert answered <= set(computed(backend))
+    assert len(late & set(computed(backend))) <= 4  # at most those of the pass running at the deadline
+
+    # Measured now: 50 inputs a second. Admission counts a request as 3 inputs: 1.5 s holds about 25.
+    second = await asyncio.gather(*(one(n) for n in range(60, 120)))
+    assert all(seconds < timeout + margin for _, _, seconds in second)
+    outcomes = [outcome for outcome, _, _ in second]
+    assert outcomes.count("429") >= 30 and outcomes.count("200") >= 15
+    assert all(seconds < 0.1 for outcome, _, seconds in second if outcome == "429")  # refused at once
+    assert outcomes.count("503") <= 2
+    assert scorer.pending == 0
+    await scorer.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 
 import pytest
 
+from rerankd import deadline as deadlines
 from rerankd.backends.specs import Bm25Spec
 from rerankd.config import Settings
-from rerankd.errors import InvalidRequest, PayloadTooLarge, TransientFailure
+from rerankd.errors import DeadlineExceeded, InvalidRequest, PayloadTooLarge, TransientFailure
 from rerankd.metrics import Metrics
 from rerankd.models import ModelEntry
 from rerankd.service import RerankService, activate
@@ -132,3 +135,29 @@ async def test_non_finite_scores_rank_last_and_stay_json_safe() -> None:
     response = await make(FlakyScorer((float("nan"), 0.5, 0.1), activation="identity")).rerank(request())
     assert response.results[-1].index == 0
     assert all(math.isfinite(r.relevance_score) for r in response.results)
+
+
+class StuckScorer(FlakyScorer):
+    """A scorer that ignores the deadline it is given (a plugin kind that does not keep to it)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+        self.told: list[float | None] = []
+
+    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
+        self.told.append(deadlines.left())
+        await asyncio.sleep(30)
+        raise AssertionError("not cut off")
+
+
+async def test_request_timeout_bounds_the_whole_request_even_for_a_scorer_that_ignores_it() -> None:
+    scorer = StuckScorer()
+    service = RerankService(Settings(request_timeout=0.3, max_retries=3), OnePool(scorer), Metrics())  # type: ignore[arg-type]
+    began = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as info:
+        await service.rerank(request(retries=3))
+    assert 0.3 <= time.monotonic() - began < 0.3 + 0.1 + 0.2  # its deadline and the grace, no more
+    assert info.value.status == 503 and int(info.value.headers["Retry-After"]) >= 1
+    [told] = scorer.told  # tried once, not retried: no time is left
+    assert told is not None and 0.2 < told <= 0.3
+    assert deadlines.current() is None  # the deadline ends with the request

@@ -6,6 +6,8 @@ a Ray Serve ingress) can live in one process.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -20,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import rerankd
+from rerankd.api.bounds import UnknownFields
 from rerankd.api.common import ClientGone
 from rerankd.api.routing import error_body_for, include_routes, route_not_found
 from rerankd.config import Settings
@@ -32,6 +35,7 @@ from rerankd.errors import (
     error_body,
 )
 from rerankd.gateway.accounts import Accounts
+from rerankd.gateway.metering import Meter
 from rerankd.gateway.store import Store
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
@@ -174,9 +178,24 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        # Starlette runs this handler outside every middleware, RequestId included: the id is added here.
+        request_id = getattr(request.state, "request_id", None)
+        log.exception("unexpected error on %s %s (request %s)", request.method, request.url.path, request_id)
         error = RerankdError(f"internal error ({type(exc).__name__}); the server log has the details")
-        return JSONResponse(error_body_for(request, error), status_code=500)
+        headers = {"x-request-id": request_id} if request_id else None
+        return JSONResponse(error_body_for(request, error), status_code=500, headers=headers)
+
+
+SWEEP_SECONDS = 30.0  # how often a server releases holds past their deadline (replicas that died)
+
+
+async def _sweep_holds(meter: Meter) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            await meter.sweep()
+        except Exception:  # the database away for a while: the next sweep tries again
+            log.exception("sweeping expired holds failed")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -186,11 +205,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await meter.start()  # the database's schema, migrated
+        await meter.start()  # the database's schema, migrated; holds past their deadline released
+        sweeping = asyncio.create_task(_sweep_holds(meter)) if meter.store is not None else None
         if not settings.api_keys and not settings.admin_keys and not settings.metered:
             log.warning("no api_keys configured: every client is accepted without authentication")
         await pool.preload()
         yield
+        if sweeping is not None:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
         await pool.close()
         await meter.close()
 
@@ -212,7 +236,7 @@ def create_app(settings: Settings) -> FastAPI:
     models = [name for spec in settings.models for name in spec.names]
     accounts = Accounts(meter.store, models=models) if meter.store is not None else None
     app.state.service = RerankService(settings, pool, metrics, meter, accounts)
-    app.state.unknown_fields = set()
+    app.state.unknown_fields = UnknownFields()
     app.state.started_at = time.time()
     include_routes(app, settings)
     include_pages(app)

@@ -19,6 +19,7 @@ from rerankd.config import ConfigError, Settings, env_value, load_settings
 from rerankd.evaluate.cli import add_eval_command, evaluate
 from rerankd.manage import add_commands, manage
 from rerankd.ray_options import add_ray_serve_options, serve_on_ray
+from rerankd.redaction import redact_logs
 
 __all__ = ["main"]
 
@@ -33,7 +34,10 @@ def _parser() -> argparse.ArgumentParser:
         "environment variable RERANKD_<NAME>: RERANKD_CONFIG, RERANKD_HOST, RERANKD_PORT, RERANKD_LOG_LEVEL, "
         "RERANKD_API_KEYS (comma-separated), RERANKD_MAX_DOCUMENTS, RERANKD_MAX_REQUEST_BYTES, "
         "RERANKD_MAX_RETRIES, RERANKD_MAX_QUEUE_PAIRS, RERANKD_MAX_BATCH_TOKENS, RERANKD_MAX_BATCH_SIZE, "
-        "RERANKD_DATABASE_URL, RERANKD_ADMIN_KEYS (comma-separated). See `rerankd COMMAND --help`.",
+        "RERANKD_DATABASE_URL, RERANKD_ADMIN_KEYS (comma-separated), "
+        "RERANKD_METRICS_KEYS (comma-separated), RERANKD_HEADER_TIMEOUT, "
+        "RERANKD_BODY_TIMEOUT, RERANKD_KEEP_ALIVE_TIMEOUT, RERANKD_MAX_HEADER_BYTES, "
+        "RERANKD_MAX_CONNECTIONS. See `rerankd COMMAND --help`.",
     )
     parser.add_argument("--version", action="version", version=f"rerankd {rerankd.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -77,11 +81,33 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from rerankd.app import create_app
+    from rerankd.connections import ConnectionLimits, connection_cap, guarded_protocol
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    # Before uvicorn configures its loggers: the filters it finds there stay.
+    redact_logs()
+    max_connections, backlog = connection_cap(settings.max_connections)
+    limits = ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=max_connections,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # The guarded h11 protocol bounds the head (h11's own bound must not be lower), adds timeouts
+        # for heads and bodies and caps the connections.
+        http=guarded_protocol(limits),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        backlog=backlog,
+        ws="none",  # no WebSocket routes: an Upgrade is an ordinary request
+    )
     return 0
 
 

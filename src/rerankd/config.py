@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         description="Bearer keys of the /admin/ API (never client keys). As an environment variable: "
         "comma-separated.",
     )
+    metrics_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys that read /metrics only (for a Prometheus scraper); admin keys read it too, "
+        "client keys never. /metrics is open only on a server without keys of any kind. As an environment "
+        "variable: comma-separated.",
+    )
     default_model: str | None = Field(
         default=None,
         description="The model for requests that name none (TEI, Infinity, vLLM, Cohere v1 clients); "
@@ -99,6 +105,33 @@ class Settings(BaseSettings):
         "loads): bounds how long a newly arrived request waits behind a pass; passes are otherwise cut "
         "for the most throughput.",
     )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request's line and headers, from connecting (or from the "
+        "first byte after an idle keep-alive); then the connection is closed (408).",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a request body may send nothing before its connection is closed.",
+    )
+    keep_alive_timeout: int = Field(
+        default=5,
+        ge=1,
+        description="Seconds an idle keep-alive connection is kept for the client's next request.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest request line and headers, in bytes (else 431 and the connection is closed).",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections at most (lowered to the file-descriptor limit less 64). One more "
+        "closes the connection waiting longest for a request, or is refused (503) when every one is busy.",
+    )
     load_retry_seconds: float = Field(
         default=30.0, ge=0, description="After a failed load, how long before a request tries again."
     )
@@ -110,7 +143,7 @@ class Settings(BaseSettings):
             return value
         return [model_spec(entry) for entry in value]
 
-    @field_validator("api_keys", "admin_keys", mode="before")
+    @field_validator("api_keys", "admin_keys", "metrics_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -151,6 +184,11 @@ class Settings(BaseSettings):
         if set(self.admin_keys) & set(self.api_keys):
             raise ValueError(
                 "a key is in both admin_keys and api_keys; an admin key must not be a client key"
+            )
+        if set(self.metrics_keys) & set(self.api_keys):
+            raise ValueError(
+                "a key is in both metrics_keys and api_keys; a client key must not read other tenants' "
+                "metrics"
             )
         if self.default_model is not None and self.default_model not in seen:
             raise ValueError(f"default_model {self.default_model!r} is not a configured model name or alias")

@@ -8,6 +8,7 @@ what was wrong and what to do next.
 |----------------------|--------|-----------------------------------------------------------|
 | InvalidRequest       | 422    | the body parsed but a field is missing, mistyped or empty |
 | MalformedBody        | 400    | the body is not JSON                                      |
+| InvalidText          | 400    | a string the server will not take (NUL, a long model name)|
 | UnsupportedMediaType | 415    | Content-Type is not JSON                                  |
 | Unauthorized         | 401    | missing or wrong Bearer key                               |
 | PaymentRequired      | 402    | the key's budget cannot cover the call                    |
@@ -19,6 +20,7 @@ what was wrong and what to do next.
 | RateLimited          | 429    | the key's requests or tokens per minute are used up       |
 | ModelUnavailable     | 503    | the model is configured but cannot be loaded              |
 | TransientFailure     | 503    | scoring failed in a way a retry may fix                   |
+| DeadlineExceeded     | 503    | the request's deadline passed first (Retry-After)         |
 | CircuitOpen          | 503    | an upstream failed repeatedly; it is skipped for a while  |
 | UpstreamError        | 502    | an upstream answered in a way a retry will not fix        |
 
@@ -38,10 +40,12 @@ from pydantic import BaseModel
 __all__ = [
     "ERROR_SHAPES",
     "CircuitOpen",
+    "DeadlineExceeded",
     "DetailError",
     "ErrorShape",
     "Forbidden",
     "InvalidRequest",
+    "InvalidText",
     "MalformedBody",
     "MessageError",
     "ModelNotFound",
@@ -80,6 +84,14 @@ class InvalidRequest(RerankdError):
 class MalformedBody(RerankdError):
     status = 400
     code = "malformed_body"
+
+
+class InvalidText(RerankdError):
+    """A string no part of the server should carry further: a NUL character (PostgreSQL refuses it), a
+    model name over the length bound or with control characters (it would reach logs and the ledger)."""
+
+    status = 400
+    code = "invalid_text"
 
 
 class UnsupportedMediaType(RerankdError):
@@ -154,6 +166,18 @@ class TransientFailure(RerankdError):
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(RerankdError):
+    """The request's deadline (``request_timeout``) came before its answer: work still queued was dropped
+    uncomputed, and nothing is charged. Not retried, and no fallback is tried: no time is left."""
+
+    status = 503
+    code = "deadline_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
 
 

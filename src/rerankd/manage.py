@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import datetime as dt
 import json
 import os
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rerankd.config import ConfigError, Settings, env_value, load_settings
 
 if TYPE_CHECKING:
-    from rerankd.gateway.accounts import Accounts, Key, UsageTotals
+    from rerankd.gateway.accounts import Accounts, Held, Key, KeyUsage, UsageTotals
 
 __all__ = ["add_commands", "manage"]
 
@@ -145,6 +144,15 @@ def add_commands(commands: Any, config_help: str) -> None:
         "stays, for the usage ledger.",
     )
     revoke.add_argument("key", metavar="KEY", help=key_help)
+    release = actions.add_parser(
+        "release",
+        parents=[options],
+        help="release what a key's calls in flight hold",
+        description="Release a key's holds (money and tokens held by its calls in flight): all of them, or "
+        "one call's. For calls of a server that died, before the sweep releases them at their deadline.",
+    )
+    release.add_argument("key", metavar="KEY", help=key_help)
+    release.add_argument("--request-id", metavar="ID", help="only this call's hold (its x-request-id)")
 
     usage = commands.add_parser(
         "usage",
@@ -303,17 +311,25 @@ def _print_key(key: Key) -> None:
     _table([(f"{name}:", "-" if value is None else value) for name, value in values.items()])
 
 
-_TOTAL_COLUMNS = [
-    *("calls", "errors", "documents", "query_tokens", "documents_tokens", "total_tokens"),
-    *("search_units", "cost"),
-]
+def _holds_table(held: Sequence[Held]) -> None:
+    """A key's holds, oldest first (nothing when it holds nothing)."""
+    if not held:
+        print("holds: none (no call in flight)")
+        print()
+        return
+    rows: list[list[Any]] = [["HOLD (REQUEST ID)", "AMOUNT", "TOKENS", "AGE S", "DEADLINE", "REPLICA"]]
+    rows += [[h.request_id, h.amount, h.tokens, h.age_seconds, h.deadline, h.replica] for h in held]
+    _table(rows)
+    print()
 
 
 def _totals_table(first: str, groups: Sequence[UsageTotals], total: UsageTotals) -> None:
-    header = [first.upper(), *(name.upper() for name in _TOTAL_COLUMNS)]
+    from rerankd.gateway.exports import TOTAL_COLUMNS  # the columns of the CSV exports, in the same order
+
+    header = [first.upper(), *(name.upper() for name in TOTAL_COLUMNS)]
     rows: list[list[Any]] = [header]
-    rows += [[group.group, *(getattr(group, name) for name in _TOTAL_COLUMNS)] for group in groups]
-    rows.append(["TOTAL", *(getattr(total, name) for name in _TOTAL_COLUMNS)])
+    rows += [[group.group, *(getattr(group, name) for name in TOTAL_COLUMNS)] for group in groups]
+    rows.append(["TOTAL", *(getattr(total, name) for name in TOTAL_COLUMNS)])
     _table(rows, numeric_from=1)
 
 
@@ -379,14 +395,32 @@ def _keys(args: argparse.Namespace) -> int:
         return 0
     if args.action == "show":
         since, until = _when(args.since, "--since"), _when(args.until, "--until")
-        usage = _with_accounts(args, lambda accounts: accounts.key_usage(args.key, since=since, until=until))
+
+        async def shown(accounts: Accounts) -> tuple[KeyUsage, list[Held]]:
+            usage = await accounts.key_usage(args.key, since=since, until=until)
+            return usage, (await accounts.holds(usage.key.id))[1]
+
+        usage, held = _with_accounts(args, shown)
         if args.json:
             body = {"since": usage.since, "until": usage.until, "total": _totals_json(usage.total)}
-            _print_json({**_plain(usage.key), "usage": {**body, "by_model": usage.by_model}})
+            _print_json({**_plain(usage.key), "holds": held, "usage": {**body, "by_model": usage.by_model}})
         else:
             _print_key(usage.key)
             print()
+            _holds_table(held)
             _totals_table("model", usage.by_model, usage.total)
+        return 0
+    if args.action == "release":
+        key, released = _with_accounts(
+            args, lambda accounts: accounts.release_holds(args.key, args.request_id)
+        )
+        if args.json:
+            _print_json({"key": key, "released": released})
+        else:
+            amount = sum((item.amount for item in released), Decimal(0))
+            print(f"released {len(released)} hold(s) of key {key.prefix}, {format(amount, 'f')} in all")
+            _holds_table(released)
+            _print_key(key)
         return 0
     if args.action == "update":
         changes = _key_changes(args, update=True)
@@ -409,20 +443,20 @@ def _usage(args: argparse.Namespace) -> int:
     since, until = _when(args.since, "--since"), _when(args.until, "--until")
     filters = {"key": args.key, "model": args.model, "since": since, "until": until}
     if args.csv and args.by is None:
-        calls = _with_accounts(args, lambda accounts: accounts.calls(**filters))
-        from rerankd.gateway.accounts import CallRow
+        from rerankd.gateway.exports import call_lines
 
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(CallRow.columns())
-        for call in calls:
-            writer.writerow(["" if v is None else v for v in _plain(call).values()])
+        async def export(accounts: Accounts) -> None:
+            # Every row, a page at a time, written as it is read: the same table as the admin API's.
+            async for chunk in call_lines(await accounts.call_pages(**filters)):
+                sys.stdout.write(chunk)
+
+        _with_accounts(args, export)
         return 0
     report = _with_accounts(args, lambda accounts: accounts.usage(**filters, by=args.by))
     if args.csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow([args.by, *_TOTAL_COLUMNS])
-        for group in report.groups:
-            writer.writerow([group.group, *(_plain(getattr(group, name)) for name in _TOTAL_COLUMNS)])
+        from rerankd.gateway.exports import group_lines
+
+        sys.stdout.writelines(group_lines(args.by, report.groups))
     elif args.json:
         values = _plain(report)
         values["total"] = _totals_json(report.total)

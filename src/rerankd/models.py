@@ -23,6 +23,7 @@ from rerankd.config import Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
 from rerankd.kinds import kind_of
 from rerankd.metrics import Metrics
+from rerankd.redaction import remember
 from rerankd.scheduler import BatchingScorer, DirectScorer, measure_pass_cost
 from rerankd.spec import ModelSpec, Price
 from rerankd.types import ModelStatus, ModelView, ScoreOptions, Scorer
@@ -78,6 +79,8 @@ class ModelPool:
         self.metrics = metrics
         self.entries: dict[str, ModelEntry] = {spec.name: ModelEntry(spec) for spec in settings.models}
         self._names: dict[str, str] = {name: spec.name for spec in settings.models for name in spec.names}
+        for spec in settings.models:  # known before any call, so that no text or log line ever shows them
+            remember(*spec.secrets())
 
     def entry(self, name: str) -> ModelEntry:
         canonical = self._names.get(name)

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rerankd.app import create_app
 from rerankd.config import ConfigError, Settings, load_settings
 from rerankd.ray_options import ServeOptions
+from rerankd.redaction import redact_logs
 
 __all__ = ["REPLICA_HEADER", "app_builder", "application", "replica_app", "run_until_signalled"]
 
@@ -61,6 +62,7 @@ class ReplicaHeader:
 
 def replica_app(settings: Settings) -> FastAPI:
     """The app one replica serves: rerankd's, answering with the replica's id."""
+    redact_logs()  # the replica's process logs through the handlers Ray gave it
     app = create_app(settings)
     app.add_middleware(ReplicaHeader, replica=serve.get_replica_context().replica_id.unique_id)
     return app
@@ -143,6 +145,7 @@ def run_until_signalled(settings: Settings, options: ServeOptions) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact_logs()
     started = not ray.is_initialized()
     if started:
         ray.init(address=options.address, include_dashboard=False)

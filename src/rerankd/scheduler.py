@@ -5,12 +5,19 @@
 1. admission: a request's inputs are counted against ``max_queue_pairs``, and the queue's estimated
    work (pending inputs / measured rate) against ``max_queue_seconds``; over either bound it gets
    :class:`~rerankd.errors.Overloaded` (HTTP 429 with Retry-After) at once, before any work;
-2. tokenization runs on the scorer's tokenizer thread (so it overlaps the forward pass);
+2. tokenization runs on the scorer's tokenizer thread (so it overlaps the forward pass); the request's
+   exact size then goes to the gateway's ``admit`` (when given), which may refuse it before any work;
 3. the job joins a FIFO queue served by the model's single worker thread, which takes a window of
    pending inputs from the oldest jobs, sorts them by length across requests, packs them by token
    budget and the measured cost of a pass (:func:`rerankd.batching.pack`, :func:`measure_pass_cost`)
    and runs the forward passes;
-4. a job whose client went away (its future was cancelled) is dropped before its inputs are computed.
+4. a job whose client went away (its future was cancelled) is dropped before its inputs are computed,
+   and so is a job still queued at its request's deadline (:mod:`rerankd.deadline`): it is answered
+   :class:`~rerankd.errors.DeadlineExceeded` (503 with Retry-After) at the deadline, uncomputed.
+
+Admission also refuses (429) a request that the queue's estimated work would keep past its deadline. The
+estimate's rate is measured as inputs computed per second of the worker's busy wall time (packing, the
+passes, and whatever else takes the cores meanwhile), so it follows the speed the model really has now.
 
 ``DirectScorer`` serves backends that score a whole request at once (bm25) on one thread, with the
 same admission control.
@@ -24,16 +31,17 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from rerankd.backends.base import BatchedBackend, DirectBackend, Encoded, Prepared
+from rerankd import deadline as deadlines
+from rerankd.backends.base import BatchedBackend, DirectBackend, DirectScores, Encoded, Prepared
 from rerankd.batching import DEFAULT_BATCH_OVERHEAD, PassCost, fit_pass_cost, pack, padded_tokens
 from rerankd.cache import Lookup, OutputCache
-from rerankd.errors import ModelUnavailable, Overloaded, RerankdError, TransientFailure
-from rerankd.types import BatchStats, ScoreOptions, ScoreResult, ScorerInfo, Span, Timings
+from rerankd.errors import DeadlineExceeded, ModelUnavailable, Overloaded, RerankdError, TransientFailure
+from rerankd.types import Admit, BatchStats, CallSize, ScoreOptions, ScoreResult, ScorerInfo, Span, Timings
 
 __all__ = ["BatchObserver", "BatchingScorer", "DirectScorer", "measure_pass_cost"]
 
@@ -44,6 +52,9 @@ T = TypeVar("T")
 # pad less, smaller ones let a newly arrived request start sooner.
 WINDOW_BUDGETS = 4
 
+
+# Admission's rate is measured over about this many seconds of the worker's latest busy time.
+RATE_HORIZON = 1.0
 
 BatchObserver = Callable[[BatchStats], None]
 
@@ -80,6 +91,12 @@ def measure_pass_cost(
     return fit_pass_cost(samples) or PassCost.in_tokens()
 
 
+def _size(prepared: Prepared, documents: int) -> CallSize:
+    """A prepared request's exact usage: its tokens, and its inputs scored as the response counts them."""
+    tokens = prepared.query_tokens + sum(prepared.document_tokens)
+    return CallSize(tokens, sum(prepared.chunks) if prepared.chunks else documents)
+
+
 class _Admission:
     """Counts admitted inputs against a bound and estimates when a rejected caller should retry."""
 
@@ -89,9 +106,15 @@ class _Admission:
         self.max_wait = max_wait
         self.pending = 0
         self._lock = threading.Lock()
-        self._rate = 0.0  # inputs per second, smoothed
+        self._rate = 0.0  # inputs per busy second, over the latest RATE_HORIZON of busy time
+        self._recent: deque[tuple[int, float]] = deque()  # (inputs, busy seconds) of the latest passes
+        self._inputs = 0
+        self._seconds = 0.0
 
     def admit(self, count: int) -> None:
+        """Count ``count`` inputs in, or raise Overloaded: over the bounds, or (with the request's
+        deadline set) when the queued work ahead and its own would not finish by the deadline."""
+        left = deadlines.left()
         with self._lock:
             # An empty queue always admits, so one request larger than the bounds is still served.
             if not self.pending:
@@ -99,23 +122,49 @@ class _Admission:
                 return
             wait = (self.pending + count) / self._rate if self._rate > 0 else 0.0
             if self.pending + count > self.max_pending or wait > self.max_wait:
-                retry_after = min(60, max(1, math.ceil(self.pending / self._rate))) if self._rate > 0 else 1
+                retry_after = self._retry_after()
                 raise Overloaded(
                     f"model '{self.name}' is busy: {self.pending} inputs queued (about {wait:.1f}s of work; "
                     f"limits {self.max_pending} inputs, {self.max_wait:g}s); retry after {retry_after}s",
                     retry_after=retry_after,
                 )
+            if left is not None and wait > left:
+                retry_after = self._retry_after()
+                raise Overloaded(
+                    f"model '{self.name}' is busy: {self.pending} inputs queued, about {wait:.1f}s of work "
+                    f"with this request's, and its deadline is {max(0.0, left):.1f}s away; retry after "
+                    f"{retry_after}s",
+                    retry_after=retry_after,
+                )
             self.pending += count
+
+    def retry_after(self) -> int:
+        """Whole seconds until the queued work is done, as measured (1 to 60)."""
+        with self._lock:
+            return self._retry_after()
+
+    def _retry_after(self) -> int:
+        return min(60, max(1, math.ceil(self.pending / self._rate))) if self._rate > 0 else 1
 
     def release(self, count: int) -> None:
         with self._lock:
             self.pending -= count
 
     def observe(self, inputs: int, seconds: float) -> None:
-        if seconds > 0:
-            rate = inputs / seconds
-            with self._lock:
-                self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
+        """``inputs`` computed in ``seconds`` of busy time. Older passes are forgotten once the newer
+        ones fill the horizon, so a model that slows down (or speeds up) is estimated at its new speed
+        within about a second of work, however wrong the estimate was."""
+        if seconds <= 0:
+            return
+        with self._lock:
+            self._recent.append((inputs, seconds))
+            self._inputs += inputs
+            self._seconds += seconds
+            while len(self._recent) > 1 and self._seconds - self._recent[0][1] >= RATE_HORIZON:
+                old_inputs, old_seconds = self._recent.popleft()
+                self._inputs -= old_inputs
+                self._seconds -= old_seconds
+            self._rate = self._inputs / self._seconds
 
 
 @dataclass(eq=False)
@@ -130,6 +179,7 @@ class _Job:
     started: float | None = None
     inference: float = 0.0
     failed: bool = False
+    deadline: float = math.inf  # on time.monotonic(): past it, the inputs not yet taken are dropped
 
     def __post_init__(self) -> None:
         self.outputs = [None] * len(self.inputs)
@@ -140,6 +190,9 @@ class _Job:
 
     def resolve(self, result: list[Any] | BaseException) -> None:
         self.loop.call_soon_threadsafe(_settle, self.future, result)
+
+    def late(self, now: float) -> bool:
+        return not self.gone and now >= self.deadline
 
 
 def _settle(future: asyncio.Future[Any], result: Any) -> None:
@@ -189,6 +242,7 @@ class BatchingScorer:
         self._wakeup = threading.Condition()
         self._jobs: deque[_Job] = deque()
         self._stopped = False
+        self._idle = True  # the worker waited for work since its last window (set and read by the worker)
         self._worker = threading.Thread(target=self._serve, name=f"model-{name}", daemon=True)
         self._worker.start()
 
@@ -204,7 +258,9 @@ class BatchingScorer:
             cache=self._cache.stats() if self._cache is not None else None,
         )
 
-    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
+    async def score(
+        self, query: str, documents: tuple[str, ...], options: ScoreOptions, admit: Admit | None = None
+    ) -> ScoreResult:
         if self._stopped:
             raise ModelUnavailable(f"model '{self.name}' is shutting down")
         count = len(documents) + 1  # an upper bound of inputs (pairs, or query + documents)
@@ -221,6 +277,8 @@ class BatchingScorer:
             began = time.perf_counter()
             prepared, lookup = await loop.run_in_executor(self._tokenizer, prepare)
             tokenized = time.perf_counter()
+            if admit is not None:  # the exact size is known now, and nothing is computed yet
+                await admit(_size(prepared, len(documents)))
             todo = prepared.inputs
             if cache is not None and lookup is not None:
                 todo = [prepared.inputs[index] for index in lookup.missing]
@@ -232,9 +290,7 @@ class BatchingScorer:
                 held = keep
             job = _Job(todo, loop.create_future(), loop, enqueued=tokenized) if todo else None
             if job is not None:
-                with self._wakeup:
-                    self._jobs.append(job)
-                    self._wakeup.notify()
+                self._enqueue(job)
             computed = await job.future if job is not None else []
         finally:
             self._admission.release(held)
@@ -266,14 +322,52 @@ class BatchingScorer:
         await asyncio.to_thread(self._worker.join, 30)
         self._tokenizer.shutdown(wait=False, cancel_futures=True)
 
+    def _enqueue(self, job: _Job) -> None:
+        """Queue a job (on the event loop, in its request's context) to be answered by its deadline."""
+        deadline = deadlines.current()
+        if deadline is not None:
+            job.deadline = deadline
+            # Answered at the deadline even while the worker is inside a long pass; the worker then
+            # finds the job gone and computes none of its inputs still queued.
+            timer = job.loop.call_later(max(0.0, deadline - time.monotonic()), self._expire, job)
+            job.future.add_done_callback(lambda _: timer.cancel())
+        with self._wakeup:
+            self._jobs.append(job)
+            self._wakeup.notify()
+
+    def _expire(self, job: _Job) -> None:
+        """Answer a job past its deadline (on the event loop; a no-op once it has its answer)."""
+        _settle(job.future, self._late_error(job))
+
+    def _late_error(self, job: _Job) -> DeadlineExceeded:
+        retry_after = self._admission.retry_after()
+        return DeadlineExceeded(
+            f"model '{self.name}' did not reach this request before its deadline: {job.done} of its "
+            f"{len(job.inputs)} inputs were computed, the rest dropped; the model has about "
+            f"{retry_after}s of work queued: retry after {retry_after}s",
+            retry_after=retry_after,
+        )
+
     # -- the worker thread -------------------------------------------------------------------
+
+    def _drop_late(self, jobs: Iterable[_Job]) -> None:
+        """Answer jobs past their deadline now, so that none of their inputs still queued is computed
+        (the event loop's timer may not have run yet)."""
+        now = time.monotonic()
+        for job in jobs:
+            if job.late(now):
+                job.failed = True
+                job.resolve(self._late_error(job))
 
     def _take_window(self) -> list[tuple[_Job, int]] | None:
         """Wait for work; take the oldest pending inputs, up to the window's token count."""
         with self._wakeup:
+            self._drop_late(self._jobs)
             while not self._stopped and not any(not job.gone for job in self._jobs):
                 self._jobs.clear()
+                self._idle = True
                 self._wakeup.wait()
+                self._drop_late(self._jobs)
             if self._stopped:
                 for job in self._jobs:
                     job.resolve(ModelUnavailable(f"model '{self.name}' is shutting down"))
@@ -292,13 +386,23 @@ class BatchingScorer:
             return window
 
     def _serve(self) -> None:
+        # The rate admission estimates with is inputs computed per second of busy wall time: each pass
+        # counts from the end of the one before (or of an idle wait), so the time spent between passes
+        # (packing, answering, a neighbour holding the cores) slows the estimate as it slows the queue.
+        busy_since = time.perf_counter()
         while (window := self._take_window()) is not None:
+            if self._idle:
+                busy_since, self._idle = time.perf_counter(), False
             lengths = [len(job.inputs[index]) for job, index in window]
             budget, rows = self.max_batch_tokens, self.max_batch_size
             for batch in pack(lengths, budget, rows, self.batch_overhead, self.max_pass_cost):
+                self._drop_late(dict.fromkeys(window[k][0] for k in batch))
                 live = [window[k] for k in batch if not window[k][0].gone]
                 if live:
                     self._run_batch(live)
+                    now = time.perf_counter()
+                    self._admission.observe(len(live), now - busy_since)
+                    busy_since = now
 
     def _run_batch(self, entries: Sequence[tuple[_Job, int]]) -> None:
         jobs = list(dict.fromkeys(job for job, _ in entries))
@@ -324,7 +428,6 @@ class BatchingScorer:
             if job.done == len(job.inputs):
                 job.resolve(job.outputs)
         lengths = [len(job.inputs[index]) for job, index in entries]
-        self._admission.observe(len(entries), seconds)
         if self._observer is not None:
             stats = BatchStats(
                 rows=len(entries),
@@ -354,15 +457,15 @@ class DirectScorer:
     def info(self) -> ScorerInfo:
         return ScorerInfo()
 
-    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
+    async def score(
+        self, query: str, documents: tuple[str, ...], options: ScoreOptions, admit: Admit | None = None
+    ) -> ScoreResult:
         self._admission.admit(len(documents))
         try:
             loop = asyncio.get_running_loop()
             began = time.perf_counter()
             try:
-                result = await loop.run_in_executor(
-                    self._thread, self.backend.score, query, documents, options
-                )
+                result = await self._run(loop, query, documents, options)
             except RerankdError:
                 raise
             except Exception as exc:
@@ -372,6 +475,8 @@ class DirectScorer:
         finally:
             self._admission.release(len(documents))
         self._admission.observe(len(documents), seconds)
+        if admit is not None:  # a direct backend counts as it scores: admitted before its answer is used
+            await admit(CallSize(result.query_tokens + sum(result.document_tokens), len(documents)))
         return ScoreResult(
             scores=tuple(result.scores),
             activation=self.backend.activation,
@@ -386,6 +491,26 @@ class DirectScorer:
             if options.return_spans
             else (),
         )
+
+    async def _run(
+        self, loop: asyncio.AbstractEventLoop, query: str, documents: tuple[str, ...], options: ScoreOptions
+    ) -> DirectScores:
+        """The backend's call on the model's thread, answered by the request's deadline: a call still
+        waiting for the thread then is never run."""
+        call = loop.run_in_executor(self._thread, self.backend.score, query, documents, options)
+        bound = asyncio.timeout(deadlines.left())
+        try:
+            async with bound:
+                return await call
+        except TimeoutError:
+            if not bound.expired():
+                raise
+            retry_after = self._admission.retry_after()
+            raise DeadlineExceeded(
+                f"model '{self.name}' did not reach this request before its deadline; the model has about "
+                f"{retry_after}s of work queued: retry after {retry_after}s",
+                retry_after=retry_after,
+            ) from None
 
     async def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)

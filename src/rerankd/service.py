@@ -10,18 +10,23 @@ The service is all the API layer talks to: rerank calls, read-only views of the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import math
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
+from rerankd import deadline as deadlines
 from rerankd.activation import activate
 from rerankd.config import Settings
 from rerankd.errors import (
     CircuitOpen,
+    DeadlineExceeded,
     InvalidRequest,
+    MalformedBody,
     ModelUnavailable,
     Overloaded,
     PayloadTooLarge,
@@ -30,11 +35,13 @@ from rerankd.errors import (
     UpstreamError,
 )
 from rerankd.gateway.accounts import Accounts
-from rerankd.gateway.metering import Admission, Meter, rate_headers
-from rerankd.gateway.store import Store
+from rerankd.gateway.metering import Meter, Tab
+from rerankd.gateway.store import Store, ledger
 from rerankd.metrics import Metrics
 from rerankd.models import ModelPool
+from rerankd.redaction import redact
 from rerankd.types import (
+    OPERATOR,
     Attempt,
     CallContext,
     Caller,
@@ -42,26 +49,39 @@ from rerankd.types import (
     RankedDocument,
     RerankRequest,
     RerankResponse,
+    Scorer,
     ScoreResult,
     Span,
     Usage,
 )
 
-__all__ = ["RerankService", "activate", "meter_for"]
+__all__ = ["Delivery", "RerankService", "activate", "meter_for"]
 
 
 # Failures after which the next model of the fallback chain is tried. Errors in the request itself
 # (invalid input, too large, unknown model) are not: another model would refuse it too.
 _FALLBACK_ON = (TransientFailure, UpstreamError, CircuitOpen, ModelUnavailable, Overloaded)
 
+# How long past the request's deadline an attempt may run before it is cut off, for a scorer that does
+# not keep to the deadline itself (every scorer of this package does, and answers at the deadline).
+_DEADLINE_GRACE = 0.1
+
 
 def _exhausted(last: RerankdError, trace: list[Attempt]) -> RerankdError:
     """The last failure, its message listing what every model of the chain answered."""
     tried = "; ".join(f"{a.model}: {a.error}" for a in trace if a.error)
     error = copy.copy(last)
-    error.message = f"every model failed — {tried}"
+    error.message = redact(f"every model failed — {tried}")
     error.args = (error.message,)
     return error
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A call's answer as it is sent: the response (with its gateway headers) and its rendered body."""
+
+    response: RerankResponse
+    body: bytes
 
 
 def _finite(score: float) -> float:
@@ -74,10 +94,20 @@ def meter_for(settings: Settings, pool: ModelPool, store: Store | None) -> Meter
         store,
         static_keys=settings.api_keys,
         admin_keys=settings.admin_keys,
+        metrics_keys=settings.metrics_keys,
         canonical=pool.canonical,
         price_of=pool.price_of,
-        chain_of=pool.chain_of,
+        # Holds outlive their call's deadline by a margin before a sweep may take them.
+        hold_seconds=settings.request_timeout + max(5.0, settings.request_timeout),
     )
+
+
+def _texts(request: RerankRequest) -> list[tuple[str, str]]:
+    """The request's texts, each with the field that holds it."""
+    texts = [("query", request.query), *((f"documents[{i}]", d) for i, d in enumerate(request.documents))]
+    if request.options.instruction is not None:
+        texts.append(("instruction", request.options.instruction))
+    return texts
 
 
 class RerankService:
@@ -99,35 +129,67 @@ class RerankService:
         """The caller a client's ``Authorization`` header names (Unauthorized, saying why, if none)."""
         return await self.meter.authenticate(authorization)
 
-    async def serve(self, request: RerankRequest, context: CallContext) -> RerankResponse:
-        """A client's call: admitted by its key's limits, scored, charged and recorded in the ledger
-        (committed before this returns), with the rate-limit headers the client is owed."""
+    async def serve(
+        self,
+        request: RerankRequest,
+        context: CallContext,
+        render: Callable[[RerankResponse], bytes] | None = None,
+    ) -> Delivery:
+        """A client's call: authorized (403 first), admitted by its key's limits once its size is known,
+        scored, its answer rendered (``render``: the body the client will be sent), then charged and
+        recorded in the ledger (committed before this returns), with the rate-limit headers it is owed.
+
+        Every call settles, whatever happens — an error, the client leaving (499), a failed render — so
+        nothing it held stays held; only a rendered answer is charged."""
         began = time.perf_counter()
-        admission = Admission()
+        tab = self.meter.open(context)
         try:
-            admission = await self.meter.admit(context.caller, request)
-            response = await self.rerank(request)
-        except RerankdError as exc:
+            self.meter.authorize(context.caller, request)
+            response = await self.rerank(request, tab)
+            body = render(response) if render is not None else b""
+        except BaseException as exc:
+            status = 500
+            if isinstance(exc, RerankdError):
+                status = exc.status
+            elif isinstance(exc, asyncio.CancelledError):
+                status = 499  # the client went away: nothing charged
             latency = time.perf_counter() - began
-            await self.meter.settle(context, request, admission, status=exc.status, latency=latency)
+            # Shielded: a cancelled call, too, gives back what it holds.
+            await asyncio.shield(self.meter.settle(tab, request, status=status, latency=latency))
             raise
-        except asyncio.CancelledError:  # the client went away: nothing charged, the reservation released
-            latency = time.perf_counter() - began
-            await asyncio.shield(self.meter.settle(context, request, admission, status=499, latency=latency))
+        latency = time.perf_counter() - began
+        settling = asyncio.ensure_future(self.meter.settle(tab, request, response=response, latency=latency))
+        try:
+            await asyncio.shield(settling)
+        except asyncio.CancelledError:
+            # The client left while its answer was charged: it is never delivered, so it is not charged.
+            await asyncio.shield(self._undo(settling))
             raise
-        await self.meter.settle(
-            context, request, admission, response=response, latency=time.perf_counter() - began
-        )
-        headers = rate_headers(context.caller, admission.window, response.usage.total_tokens)
-        return replace(response, headers=tuple(headers.items()))
+        headers = tab.headers(response.usage.total_tokens)
+        return Delivery(replace(response, headers=tuple(headers.items())), body)
+
+    async def _undo(self, settling: asyncio.Future[ledger.Call]) -> None:
+        with contextlib.suppress(Exception):  # a settlement that failed charged nothing
+            await self.meter.refund(await settling)
 
     def models(self) -> list[ModelView]:
         """Every configured model, in config order."""
         return self.pool.views()
 
-    def model(self, name: str) -> ModelView:
-        """One model by name or alias (ModelNotFound, listing the others, if there is none)."""
+    def models_for(self, caller: Caller) -> list[ModelView]:
+        """The models this caller may use, in config order (every model for an operator)."""
+        return [view for view in self.pool.views() if self.meter.may_use(caller, view.name)]
+
+    def model(self, name: str, caller: Caller = OPERATOR) -> ModelView:
+        """One model by name or alias that the caller may use: else ModelNotFound or Forbidden, naming
+        the models the caller may use."""
+        self.meter.authorize_model(caller, name)
         return self.pool.entry(name).view()
+
+    def _label(self, model: str) -> str:
+        """A model as a metric label: a configured name or alias, else ``unknown`` — a client's made-up
+        names would each add label sets that stay until restart."""
+        return model if self.pool.canonical(model) is not None else "unknown"
 
     def metrics_text(self) -> bytes:
         """The Prometheus exposition of this server's metrics."""
@@ -144,12 +206,22 @@ class RerankService:
                 f"{len(request.documents)} documents sent; this server takes at most "
                 f"{self.settings.max_documents} per request: split them into several requests"
             )
+        for field, text in _texts(request):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise MalformedBody(
+                    f"`{field}` holds {text[exc.start : exc.end]!r} at character {exc.start}, a lone "
+                    "surrogate, which is not text: send valid Unicode (JSON's \\ud800-\\udfff only in pairs)"
+                ) from None
         if request.top_n is not None and request.top_n < 0:
             raise InvalidRequest("`top_n` must be >= 0 (0 or null returns every document)")
         if request.retries < 0:
             raise InvalidRequest("`retries` must be >= 0")
 
-    async def rerank(self, request: RerankRequest) -> RerankResponse:
+    async def rerank(self, request: RerankRequest, tab: Tab | None = None) -> RerankResponse:
+        """Score ``request`` through its model's chain; with a metered call's ``tab``, each scorer admits
+        the call (``Tab.admit_for``) once it knows its size, before any work."""
         began = time.perf_counter()
         status = 200
         trace: list[Attempt] = []
@@ -157,15 +229,18 @@ class RerankService:
         try:
             self.validate(request)
             chain = (request.model, *self.pool.entry(request.model).spec.fallbacks)
-            deadline = time.monotonic() + self.settings.request_timeout
             failure: RerankdError | None = None
-            for name in chain:
-                try:
-                    result = await self._score_with_retries(name, request, deadline, trace)
-                except _FALLBACK_ON as exc:
-                    failure = exc
-                    continue
-                return self._respond(request, result, name, trace)
+            # The deadline bounds the whole request: every scorer below answers by it (deadline.py).
+            with deadlines.until(time.monotonic() + self.settings.request_timeout) as deadline:
+                for name in chain:
+                    if failure is not None and time.monotonic() >= deadline:
+                        break  # no time left for a fallback: the last failure is the answer
+                    try:
+                        result = await self._score_with_retries(name, request, deadline, trace, tab)
+                    except _FALLBACK_ON as exc:
+                        failure = exc
+                        continue
+                    return self._respond(request, result, name, trace)
             assert failure is not None
             raise _exhausted(failure, trace) if len(chain) > 1 else failure
         except RerankdError as exc:
@@ -179,18 +254,21 @@ class RerankService:
             raise
         finally:
             self.metrics.observe_request(
-                request.model, status, time.perf_counter() - began, result.timings if result else None
+                self._label(request.model),
+                status,
+                time.perf_counter() - began,
+                result.timings if result else None,
             )
 
     async def _score_with_retries(
-        self, name: str, request: RerankRequest, deadline: float, trace: list[Attempt]
+        self, name: str, request: RerankRequest, deadline: float, trace: list[Attempt], tab: Tab | None = None
     ) -> ScoreResult:
         """One model: transient failures retried with backoff and jitter, or the wait the failing side
         asked for (Retry-After), as long as the next try still starts before the request's deadline."""
         try:
             scorer = await self.pool.scorer(name)
         except ModelUnavailable as exc:
-            trace.append(Attempt(name, exc.message))
+            trace.append(Attempt(name, redact(exc.message)))
             raise
         retries = min(request.retries, self.settings.max_retries, self.pool.entry(name).spec.max_retries)
         backoff = wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05)
@@ -208,14 +286,35 @@ class RerankService:
         async for attempt in retrying:
             with attempt:
                 try:
-                    result = await scorer.score(request.query, request.documents, request.options)
+                    result = await self._score_by(deadline, scorer, name, request, tab)
                 except RerankdError as exc:
-                    trace.append(Attempt(name, exc.message))
+                    trace.append(Attempt(name, redact(exc.message)))  # shown to the client: no secrets
                     self.metrics.attempts.labels(name, exc.code).inc()
                     raise
                 trace.append(Attempt(name))
                 self.metrics.attempts.labels(name, "ok").inc()
         return result
+
+    @staticmethod
+    async def _score_by(
+        deadline: float, scorer: Scorer, name: str, request: RerankRequest, tab: Tab | None = None
+    ) -> ScoreResult:
+        """One attempt, answered by the deadline. Scorers keep to it themselves (with their own estimate
+        of when to retry); this bound, a little later, catches one that does not."""
+        bound = asyncio.timeout(max(0.0, deadline - time.monotonic()) + _DEADLINE_GRACE)
+        try:
+            async with bound:
+                if tab is None:
+                    return await scorer.score(request.query, request.documents, request.options)
+                admit = tab.admit_for(name)  # the hold follows the model being tried
+                return await scorer.score(request.query, request.documents, request.options, admit=admit)
+        except TimeoutError:
+            if not bound.expired():
+                raise
+            raise DeadlineExceeded(
+                f"model '{name}' did not answer before the request's deadline; retry later",
+                retry_after=1,
+            ) from None
 
     @staticmethod
     def _spans(request: RerankRequest, result: ScoreResult) -> list[Span | None] | None:
@@ -251,8 +350,8 @@ class RerankService:
             for i in order
         )
         usage = Usage(query_tokens=result.query_tokens, documents_tokens=sum(result.document_tokens))
-        self.metrics.documents.labels(request.model).inc(len(scores))
-        self.metrics.tokens.labels(request.model).inc(usage.total_tokens)
+        self.metrics.documents.labels(self._label(request.model)).inc(len(scores))
+        self.metrics.tokens.labels(self._label(request.model)).inc(usage.total_tokens)
         scored = sum(result.document_chunks) if result.document_chunks else len(scores)
         return RerankResponse(
             served_by, ranked, usage, attempts=tuple(trace), timings=result.timings, scored_documents=scored

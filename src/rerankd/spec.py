@@ -108,6 +108,11 @@ class ModelSpec(BaseModel):
     def summary(self) -> SpecSummary:
         return SpecSummary()
 
+    def secrets(self) -> tuple[str, ...]:
+        """The values this model's settings give access with (keys, passwords): rerankd redacts them
+        wherever they would be shown (``rerankd.redaction``)."""
+        return ()
+
     def load_hint(self, error: BaseException) -> str:
         """What to do when loading failed (the message of ``error`` comes before it)."""
         if isinstance(error, ImportError):

@@ -8,6 +8,7 @@ Scorers (local backends behind the scheduler, later upstream providers) speak
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -138,9 +139,13 @@ class Caller:
     models: tuple[str, ...] | None = None  # the models the key may use (names or aliases); None: all
     rpm: int | None = None
     tpm: int | None = None
+    # Sees every model with its settings (upstream URLs, key variables): an admin key, or anyone on a
+    # server without keys; a client key sees only the models it may use, without them.
+    operator: bool = False
 
 
 ANONYMOUS = Caller("anonymous")
+OPERATOR = Caller("operator", operator=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +190,29 @@ class ScorerInfo:
     cache: CacheState | None = None  # local models with ``cache_mb`` set
 
 
-class Scorer(Protocol):
-    """Scores a query against documents. Local models and upstream providers both implement it."""
+@dataclass(frozen=True, slots=True)
+class CallSize:
+    """What a call will use, as a scorer tells the gateway before doing any work: exact for local models
+    (after tokenizing), an estimate for upstream ones (``estimated``)."""
 
-    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult: ...
+    tokens: int  # usage's total_tokens
+    inputs: int  # inputs scored, chunks counted (search units: one per 100)
+    estimated: bool = False
+
+
+# The gateway's admission of a call at its size: returns when the call may go, raises (402, 429) when not.
+Admit = Callable[[CallSize], Awaitable[None]]
+
+
+class Scorer(Protocol):
+    """Scores a query against documents. Local models and upstream providers both implement it.
+
+    With ``admit``, a scorer awaits ``admit(size)`` once it knows the call's size and before any forward
+    pass or upstream request; an error it raises ends the call with nothing computed."""
+
+    async def score(
+        self, query: str, documents: tuple[str, ...], options: ScoreOptions, admit: Admit | None = None
+    ) -> ScoreResult: ...
 
     def info(self) -> ScorerInfo: ...
 

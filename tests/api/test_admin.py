@@ -189,6 +189,45 @@ def test_unknown_keys_are_a_404_and_bad_bodies_a_422(client: TestClient) -> None
     assert [key["id"] for key in client.get("/admin/keys", headers=AS_ADMIN).json()["data"]] == [key_id]
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_values_beyond_the_columns_are_a_422_never_a_500(
+    open_client: Callable[..., TestClient],
+    database: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if database == "postgresql":
+        monkeypatch.setenv("RERANKD_DATABASE_URL", request.getfixturevalue("postgres_url"))
+    client = open_client()
+    key_id = create(client)["id"]
+    raw_bodies = [  # JSON as sent: 1e20 and a 400-digit budget are numbers Python's json would not write
+        '{"rpm": 2147483648}',
+        '{"tpm": 1e20}',
+        '{"tpm": 100000000000000000000}',
+        '{"budget": 1e30}',
+        '{"budget": "1E+999999999"}',
+        '{"budget": ' + "9" * 400 + "}",
+        '{"name": "a\\u0000b"}',
+        '{"models": ["bm25\\u0000"]}',
+    ]
+    for raw in raw_bodies:
+        for response in (
+            client.post("/admin/keys", content=raw.replace("{", '{"name": "x", ', 1), headers=AS_ADMIN),
+            client.patch(f"/admin/keys/{key_id}", content=raw, headers=AS_ADMIN),
+        ):
+            assert response.status_code == 422, (raw, response.text)
+            assert response.json()["error"]["type"] == "invalid_request", raw
+    for key in (str(2**31), str(2**64), "9" * 5000):
+        for method in ("GET", "PATCH", "DELETE"):
+            response = client.request(method, f"/admin/keys/{key}", json={"name": "y"}, headers=AS_ADMIN)
+            assert response.status_code == 422, (key[:30], method, response.text)
+            assert "from 1 to 2147483647" in response.json()["error"]["message"]
+    for query in ("model=bm25%00", f"model={'m' * 201}", f"key={2**64}"):
+        assert client.get(f"/admin/usage?{query}", headers=AS_ADMIN).status_code == 422, query
+        assert client.get(f"/admin/usage?format=csv&{query}", headers=AS_ADMIN).status_code == 422, query
+    assert [key["id"] for key in client.get("/admin/keys", headers=AS_ADMIN).json()["data"]] == [key_id]
+
+
 # -- who opens what --------------------------------------------------------------------------------
 
 ADMIN_ROUTES = [
@@ -214,15 +253,18 @@ def test_client_keys_never_open_the_admin_api(client: TestClient) -> None:
 
 
 def test_an_admin_key_never_ranks_nor_reads_usage(client: TestClient) -> None:
-    for path in ("/v1/rerank", "/cohere/v2/rerank", "/v1/usage", "/v1/models"):
+    for path in ("/v1/rerank", "/cohere/v2/rerank", "/v1/usage"):
         response = client.request(
-            "GET" if path in ("/v1/usage", "/v1/models") else "POST",
+            "GET" if path == "/v1/usage" else "POST",
             path,
             json={"model": "bm25", "query": QUERY, "documents": DOCUMENTS},
             headers=AS_ADMIN,
         )
         assert response.status_code == 401, (path, response.text)
         assert "admin key" in response.text
+    # what it reads: every model, and the metrics (tests/api/test_server.py)
+    assert client.get("/v1/models", headers=AS_ADMIN).status_code == 200
+    assert client.get("/metrics", headers=AS_ADMIN).status_code == 200
 
 
 def test_the_admin_api_is_off_without_admin_keys(open_client: Callable[..., TestClient]) -> None:
@@ -407,6 +449,8 @@ def test_the_management_routes_are_tagged_apart_and_match_their_schemas(client: 
         ("/admin/keys/{key_id}", "get"),
         ("/admin/keys/{key_id}", "patch"),
         ("/admin/keys/{key_id}", "delete"),
+        ("/admin/keys/{key_id}/holds", "get"),
+        ("/admin/keys/{key_id}/holds/release", "post"),
         ("/admin/usage", "get"),
     }
     assert all(value == ["admin"] for key, value in tags.items() if key in admin)
@@ -423,6 +467,9 @@ def test_the_management_routes_are_tagged_apart_and_match_their_schemas(client: 
     rerank(client, created["key"])
     check("/admin/keys", "get", 200, client.get("/admin/keys", headers=AS_ADMIN).json())
     check("/admin/keys/{key_id}", "get", 200, client.get("/admin/keys/1", headers=AS_ADMIN).json())
+    check("/admin/keys/{key_id}/holds", "get", 200, client.get("/admin/keys/1/holds", headers=AS_ADMIN).json())
+    released = client.post("/admin/keys/1/holds/release", headers=AS_ADMIN, json={})
+    check("/admin/keys/{key_id}/holds/release", "post", 200, released.json())
     check("/admin/usage", "get", 200, client.get("/admin/usage?by=day&key=1", headers=AS_ADMIN).json())
     check("/v1/usage", "get", 200, client.get("/v1/usage", headers=bearer(created["key"])).json())
     check("/admin/keys/{key_id}", "get", 404, client.get("/admin/keys/9", headers=AS_ADMIN).json())
@@ -492,3 +539,51 @@ def test_the_admin_api_against_a_real_server(start_server: Callable[..., Server]
     for text in (plaintext, secret):
         assert text not in log, "the plaintext key is in the server log"  # ...but not the key
         assert text.encode() not in raw and text.encode() not in database_bytes(database)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_csv_export_streams_every_row_with_formulas_neutralised(
+    database: str, open_client: Callable[..., TestClient], request: pytest.FixtureRequest
+) -> None:
+    from rerankd.gateway.money import to_nanos
+    from rerankd.gateway.store import ledger
+
+    changes = (
+        {"database_url": str(request.getfixturevalue("postgres_url"))} if database == "postgresql" else {}
+    )
+    client = open_client(**changes)
+    accounts = client.app.state.service.accounts  # type: ignore[attr-defined]
+    accounts.page_size = 7  # 25 rows: four pages
+    formulas = ['=HYPERLINK("http://evil","x")', "+SUM(1)", "-1+2", "@cmd", "\t=1", "\r=1"]
+    start = dt.datetime(2026, 3, 1, 12)
+    for n in range(25):
+        ledger.record(
+            accounts.store.engine,
+            ledger.Call(
+                at=start + dt.timedelta(seconds=(n * 7) % 10),
+                request_id=f"req-{n:02d}",
+                key_id=None,
+                key_label=formulas[n % 6],
+                route="/v1/rerank",
+                dialect="seed",
+                model=formulas[(n + 1) % 6],
+                served_by=None,
+                status=200,
+                **dict.fromkeys(("documents", "query_tokens", "documents_tokens", "total_tokens"), 1),
+                search_units=1,
+                cost_nanos=to_nanos("0.01"),
+                latency_ms=1.0,
+                attempts=1,
+            ),
+        )
+    response = client.get("/admin/usage?format=csv", headers=AS_ADMIN)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    order = sorted(range(25), key=lambda n: ((n * 7) % 10, n))
+    assert [row["request_id"] for row in rows] == [f"req-{n:02d}" for n in order]
+    assert [row["key_label"] for row in rows] == ["'" + formulas[n % 6] for n in order]
+    assert [row["model"] for row in rows] == ["'" + formulas[(n + 1) % 6] for n in order]
+    assert {row["served_by"] for row in rows} == {""} and {row["cost"] for row in rows} == {"0.01"}
+    grouped = client.get("/admin/usage?format=csv&by=key", headers=AS_ADMIN)
+    groups = list(csv.DictReader(io.StringIO(grouped.text, newline="")))
+    assert sorted(row["key"] for row in groups) == sorted("'" + formula for formula in formulas)

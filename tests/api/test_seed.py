@@ -16,6 +16,7 @@ from rerankd.config import load_settings
 
 KEY = "sk-local-1"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+SCRAPER = {"Authorization": "Bearer scraper-0123456789"}  # a key of metrics_keys
 MISSING_FOLDER = "/nonexistent/rerankd-test/model-folder"
 
 QUERY = "What is the capital of the United States?"
@@ -49,6 +50,7 @@ class Response(Protocol):
 def client(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Iterator[TestClient]:
     config = {
         "api_keys": [KEY],
+        "metrics_keys": [SCRAPER["Authorization"].removeprefix("Bearer ")],
         "models": [
             {"name": "bm25", "kind": "bm25", "aliases": ["okapi", "rerank-english-v3.0"]},
             {"name": "tiny", "kind": "cross-encoder", "source": str(tiny_bert), "max_length": 128},
@@ -377,10 +379,10 @@ def test_right_key_is_accepted_whatever_the_scheme_case(client: TestClient, sche
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("path", ["/v1/models", "/metrics"])
-def test_other_routes_need_the_key(client: TestClient, path: str) -> None:
+@pytest.mark.parametrize(("path", "headers"), [("/v1/models", AUTH), ("/metrics", SCRAPER)])
+def test_other_routes_need_the_key(client: TestClient, path: str, headers: dict[str, str]) -> None:
     assert_error(client.get(path), 401)
-    assert client.get(path, headers=AUTH).status_code == 200
+    assert client.get(path, headers=headers).status_code == 200
 
 
 def test_health_is_open(client: TestClient) -> None:
@@ -393,7 +395,7 @@ def test_health_is_open(client: TestClient) -> None:
 
 def test_metrics_count_requests(client: TestClient) -> None:
     ok(client, {"model": "bm25", "query": QUERY, "documents": DOCUMENTS})
-    text = client.get("/metrics", headers=AUTH).text
+    text = client.get("/metrics", headers=SCRAPER).text
     assert 'rerankd_requests_total{model="bm25",status="200"}' in text
     assert "rerankd_models_ready" in text
 

@@ -11,7 +11,7 @@ import pytest
 from rerankd.backends.hybrid import HybridScorer, fuse, normalised
 from rerankd.backends.specs import HybridSpec
 from rerankd.config import ConfigError, load_settings
-from rerankd.types import ScoreOptions, Scorer, ScoreResult, ScorerInfo, Span, Timings
+from rerankd.types import Admit, ScoreOptions, Scorer, ScoreResult, ScorerInfo, Span, Timings
 
 
 def test_rrf_is_weight_over_k_plus_rank() -> None:
@@ -44,7 +44,9 @@ class FakeScorer:
         self.spans = spans
         self.calls: list[ScoreOptions] = []
 
-    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
+    async def score(
+        self, query: str, documents: tuple[str, ...], options: ScoreOptions, admit: Admit | None = None
+    ) -> ScoreResult:
         self.calls.append(options)
         return ScoreResult(
             scores=tuple(self.scores),

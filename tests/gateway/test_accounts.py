@@ -149,6 +149,14 @@ def test_update_changes_only_the_fields_given_and_none_clears(accounts: Accounts
         ({"models": "bm25"}, "list"),
         ({"models": ["bm25", "nope"]}, "nope"),
         ({"disabled": "yes"}, "disabled"),
+        ({"rpm": 2**31}, "from 1 to 2147483647"),  # beyond the INTEGER column
+        ({"tpm": 10**20}, "from 1 to 2147483647"),
+        ({"tpm": 1e20}, "whole number"),
+        ({"budget": 10**30}, "too large"),  # beyond the BIGINT column in nano-units
+        ({"budget": "1E+999999999"}, "too large"),  # beyond the decimal context in nano-units
+        ({"name": "a\x00b"}, "control characters"),  # PostgreSQL refuses NUL
+        ({"name": "x" * 201}, "at most 200"),
+        ({"models": ["bm25\x00"]}, "control characters"),
         ({"key_hash": "x"}, "no editable field key_hash"),
         ({"spent": 0}, "no editable field spent"),
     ],
@@ -160,6 +168,23 @@ def test_bad_values_are_refused_saying_why(accounts: Accounts, changes: dict[str
         run(accounts.update_key(key.id, **changes))
     assert caught.value.status == 422 and words in caught.value.message
     assert run(accounts.get_key(key.id)) == key  # nothing changed
+
+
+@pytest.mark.parametrize("key", [2**31, 2**64, str(2**64), "9" * 5000, "0", "-3", "²"], ids=str)
+def test_key_ids_beyond_the_column_are_refused_not_a_database_error(
+    accounts: Accounts, key: int | str
+) -> None:
+    with pytest.raises((InvalidRequest, RouteNotFound)) as caught:
+        run(accounts.get_key(key))
+    assert caught.value.status in (404, 422)
+
+
+def test_filters_with_a_nul_or_an_overlong_model_are_refused(accounts: Accounts) -> None:
+    for model in ("bm25\x00", "m" * 201):
+        with pytest.raises(InvalidRequest):
+            run(accounts.usage(model=model))
+        with pytest.raises(InvalidRequest):
+            run(accounts.calls(model=model))
 
 
 def test_aliases_may_be_named_and_without_a_model_list_any_name_is_taken(database_url: str) -> None:

@@ -1,6 +1,6 @@
 """A fake upstream rerank provider: a real HTTP server on 127.0.0.1 that answers in a provider's
 dialect and injects faults on command (timeout, 500, 503, 429 with Retry-After, malformed JSON,
-connection reset, a wrong-shape body, 401).
+connection reset, a wrong-shape body, 401, and refusals that echo the credentials received).
 
 Scores are deterministic: the share of a document's words that occur in the query, so rankings are
 checkable. Every request is recorded (path, headers, body, arrival time).
@@ -8,6 +8,7 @@ checkable. Every request is recorded (path, headers, body, arrival time).
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import struct
@@ -160,13 +161,33 @@ class FakeUpstream:
                 elif kind == "html":  # a proxy's page in place of the API's answer
                     page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
                     self._send(200, page, {"Content-Type": "text/html"})
+                elif kind == "usage":  # a correct ranking with the usage given, e.g. usage:-5 or usage:1e30
+                    data, headers = answer(fake.provider, body)
+                    data["usage"] = {"total_tokens": json.loads(arg)}
+                    self._send(200, json.dumps(data).encode(), headers)
                 elif kind == "wrong-shape":
                     self._send(200, json.dumps({"unexpected": [1, 2, 3]}).encode())
+                elif kind.startswith("echo-"):  # a refusal quoting the key it was sent, as many do
+                    self._echo(kind.removeprefix("echo-"), int(arg or 401))
                 elif kind == "reset":  # abort the connection: the client sees a reset, no response
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.connection.close()
                     self.close_connection = True
                 else:
                     raise ValueError(f"unknown fault {fault!r}")
+
+            def _echo(self, form: str, status: int) -> None:
+                scheme, _, credential = self.headers.get("Authorization", "").partition(" ")
+                if scheme.lower() == "basic":  # from user:password in the base URL
+                    credential = base64.b64decode(credential).decode()
+                said = f"invalid api key {credential} (header: Authorization: {scheme} {credential})"
+                if form == "json":
+                    error = {"message": said, "key": credential}
+                    self._send(status, json.dumps(error).encode())
+                elif form == "html":
+                    page = f"<html><body><h1>{status}</h1><p>{said}</p></body></html>"
+                    self._send(status, page.encode(), {"Content-Type": "text/html"})
+                else:
+                    self._send(status, said.encode(), {"Content-Type": "text/plain"})
 
         return Handler

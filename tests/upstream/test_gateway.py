@@ -16,10 +16,12 @@ import httpx
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from rerankd_support.harness import Server
+from rerankd_support.harness import Server, all_models_ready
 
+from rerankd import deadline as deadlines
 from rerankd.app import create_app
 from rerankd.config import load_settings
+from rerankd.errors import DeadlineExceeded
 from rerankd.types import ScoreOptions
 from rerankd.upstream import PROVIDERS
 from rerankd.upstream import base as upstream_base
@@ -331,7 +333,8 @@ def test_rerankd_as_the_upstream_of_another(
 ) -> None:
     # fp32: the same request sent directly and through the gateway is compared score for score.
     minilm = {"name": "minilm", "kind": "bi-encoder", "source": str(minilm_path), "dtype": "fp32"}
-    backend = start_server({"models": [minilm]})
+    # Loaded before the first call: on a busy machine a load on first use can outlast the gateway's timeout.
+    backend = start_server({"models": [{**minilm, "preload": True}]}, ready=all_models_ready)
     front = gateway(
         [
             {
@@ -356,3 +359,41 @@ def test_rerankd_as_the_upstream_of_another(
     direct = httpx.post(f"{backend.url}/v1/rerank", json={**body, "model": "minilm"}, timeout=30).json()
     assert data["usage"] == direct["usage"]  # exact usage, passed through
     assert data["results"][0]["relevance_score"] == pytest.approx(direct["results"][0]["relevance_score"])
+
+
+def test_an_upstream_call_never_runs_past_the_request_deadline(fakes: Any) -> None:
+    """The call's timeout is the lesser of the upstream's and the time left; missing the deadline is not
+    the upstream's failure (the breaker counts nothing)."""
+    fake = fakes("jina").script(default="sleep:3")
+    scorer = UpstreamScorer(UpstreamSpec.model_validate(upstream("remote", fake, timeout=2)))
+
+    async def call(seconds: float) -> float:
+        began = time.monotonic()
+        with deadlines.until(began + seconds), pytest.raises(DeadlineExceeded) as info:
+            await scorer.score(QUERY, tuple(DOCUMENTS), ScoreOptions())
+        assert info.value.status == 503 and int(info.value.headers["Retry-After"]) >= 1
+        return time.monotonic() - began
+
+    async def both() -> list[float]:
+        try:
+            return [await call(0.4), await call(0.0)]
+        finally:
+            await scorer.close()
+
+    waited, at_once = asyncio.run(both())
+    assert 0.4 <= waited < 0.4 + 0.3
+    assert at_once < 0.1
+    assert len(fake.received) == 1  # a request with no time left is not sent
+    assert scorer.breaker.consecutive_failures == 0
+
+
+def test_request_timeout_bounds_a_slow_upstream_call(fakes: Any, gateway: Any) -> None:
+    fake = fakes("cohere").script(default="sleep:3")
+    client = gateway([upstream("remote", fake, timeout=2)], request_timeout=1.0)
+    began = time.monotonic()
+    response = rerank(client, "remote", retries=2)
+    assert time.monotonic() - began < 1.0 + 0.4
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["type"] == "deadline_exceeded"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert len(fake.received) == 1, response.text  # no retry once the deadline has passed

@@ -44,7 +44,8 @@ def server(start_server: Callable[..., Server], tmp_path_factory: pytest.TempPat
     )
 
 
-def managed_key(server: Server, **limits: Any) -> str:
+def managed_key(server: Server, **limits: Any) -> tuple[int, str]:
+    """A new key's id and the key."""
     response = httpx.post(
         f"{server.url}/admin/keys",
         json={"name": "playground test", **limits},
@@ -52,8 +53,17 @@ def managed_key(server: Server, **limits: Any) -> str:
         timeout=30,
     )
     assert response.status_code == 201, response.text
-    key: str = response.json()["key"]
-    return key
+    return int(response.json()["id"]), str(response.json()["key"])
+
+
+def change_key(server: Server, key_id: int, **fields: Any) -> None:
+    response = httpx.patch(
+        f"{server.url}/admin/keys/{key_id}",
+        json=fields,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
 
 
 def enter_key(playground: Playground, key: str) -> None:
@@ -109,7 +119,7 @@ def test_the_key_prompt(server: Server, visit: Callable[..., Visit]) -> None:
 @pytest.mark.parametrize(
     ("limits", "model", "status", "kind"),
     [
-        ({"models": ["bm25-other"]}, "bm25", 403, "forbidden"),
+        ({"models": ["bm25", "bm25-other"]}, "bm25", 403, "forbidden"),
         ({"budget": "0.5"}, "bm25", 402, "budget_exhausted"),
         ({"rpm": 1}, "bm25-other", 429, "rate_limited"),
     ],
@@ -119,9 +129,12 @@ def test_the_gateway_refusals_are_shown_as_the_server_words_them(
     server: Server, visit: Callable[..., Visit], limits: dict[str, Any], model: str, status: int, kind: str
 ) -> None:
     playground = Playground(visit(server.url)).open()
-    enter_key(playground, managed_key(server, **limits))
+    key_id, key = managed_key(server, **limits)
+    enter_key(playground, key)
     playground.fill("capital", DOCUMENTS, None)
     playground.choose(model)
+    if status == 403:  # the page lists only the models a key may use: this one loses bm25 once listed
+        change_key(server, key_id, models=["bm25-other"])
     if status == 429:  # the minute's one request; both calls in one window (windows are clock minutes)
         left = WINDOW_SECONDS - time.time() % WINDOW_SECONDS
         if left < 10:
@@ -140,3 +153,10 @@ def test_the_gateway_refusals_are_shown_as_the_server_words_them(
         expect(box.locator(".retry-after")).to_have_text(f"Retry after {retry_after} s.")
     else:
         expect(box.locator(".retry-after")).to_have_count(0)
+
+
+def test_the_page_offers_only_the_models_of_the_key(server: Server, visit: Callable[..., Visit]) -> None:
+    playground = Playground(visit(server.url)).open()
+    enter_key(playground, managed_key(server, models=["bm25-other"])[1])
+    playground.model_box("bm25-other").wait_for()
+    expect(playground.page.locator("#model-list input")).to_have_count(1)

@@ -8,6 +8,8 @@ usage (``GET /v1/usage``).
 | GET    /admin/keys/{id}      | one key (id or prefix), with its spend and usage so far          |
 | PATCH  /admin/keys/{id}      | change name, models, budget, rpm, tpm, expires_at, disabled      |
 | DELETE /admin/keys/{id}      | revoke (the row stays, for the ledger)                           |
+| GET    /admin/keys/{id}/holds | what the key's calls in flight hold (age, amount, replica)       |
+| POST   /admin/keys/{id}/holds/release | release them (all, or ``{"request_id": ...}``)           |
 | GET    /admin/usage          | the ledger filtered (key, model, since, until), grouped (by), CSV |
 | GET    /v1/usage             | the calling client key's budget, limits and usage by model       |
 
@@ -17,29 +19,30 @@ Times are UTC (ISO 8601; a bare date is its midnight). Errors are ``{"error": {m
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from rerankd.api.common import ServiceDep, caller, require_admin, require_key
 from rerankd.errors import Forbidden, OpenAIError
 from rerankd.gateway.accounts import (
+    MAX_INTEGER,
     Accounts,
-    CallRow,
     Grouping,
+    Held,
     Key,
     KeyUsage,
     NoDatabase,
     UsageReport,
     UsageTotals,
 )
+from rerankd.gateway.exports import call_lines, group_lines
 
 __all__ = ["router", "self_service"]
 
@@ -85,8 +88,12 @@ class KeyFields(BaseModel):
     budget: Decimal | None = Field(
         default=None, ge=0, description="Most the key may spend, in the operator's currency; null: unlimited."
     )
-    rpm: int | None = Field(default=None, ge=1, description="Requests per minute; null: no limit.")
-    tpm: int | None = Field(default=None, ge=1, description="Tokens per minute; null: no limit.")
+    rpm: int | None = Field(
+        default=None, ge=1, le=MAX_INTEGER, description="Requests per minute; null: no limit."
+    )
+    tpm: int | None = Field(
+        default=None, ge=1, le=MAX_INTEGER, description="Tokens per minute; null: no limit."
+    )
     expires_at: dt.datetime | None = Field(
         default=None, description="When the key stops working (UTC unless the time says); null: never."
     )
@@ -260,28 +267,57 @@ async def revoke_key(key_id: KeyId, accounts: AccountsDep) -> KeyOut:
     return KeyOut.of(await accounts.revoke_key(key_id))
 
 
+class HoldOut(BaseModel):
+    """What one call in flight holds of its key."""
+
+    request_id: str = Field(description="The call's `x-request-id`.")
+    amount: Money
+    tokens: int = Field(description="Tokens reserved in the key's rate window.")
+    replica: str = Field(description="The server whose call placed it: host:pid:boot.")
+    created_at: dt.datetime
+    deadline: dt.datetime = Field(description="When a sweep releases it, if its call has not settled.")
+    age_seconds: float
+
+    @classmethod
+    def of(cls, held: Held) -> HoldOut:
+        return cls(**asdict(held))
+
+
+class KeyHolds(BaseModel):
+    key: KeyOut
+    data: list[HoldOut] = Field(description="Oldest first.")
+
+
+class HoldRelease(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str | None = Field(default=None, description="One call's hold; null: every hold of the key.")
+
+
+class Released(BaseModel):
+    key: KeyOut = Field(description="The key after the release.")
+    released: list[HoldOut]
+
+
+@router.get("/keys/{key_id}/holds", response_model=KeyHolds, summary="What a key's calls in flight hold")
+async def key_holds(key_id: KeyId, accounts: AccountsDep) -> KeyHolds:
+    key, held = await accounts.holds(key_id)
+    return KeyHolds(key=KeyOut.of(key), data=[HoldOut.of(item) for item in held])
+
+
+@router.post(
+    "/keys/{key_id}/holds/release",
+    response_model=Released,
+    summary="Release a key's holds (all, or one call's) before their deadline",
+)
+async def release_holds(
+    key_id: KeyId, accounts: AccountsDep, body: Annotated[HoldRelease | None, Body()] = None
+) -> Released:
+    key, released = await accounts.release_holds(key_id, body.request_id if body else None)
+    return Released(key=KeyOut.of(key), released=[HoldOut.of(item) for item in released])
+
+
 # -- /admin/usage ----------------------------------------------------------------------------------
-
-
-def _csv(header: list[str], rows: list[list[Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if value is None else _cell(value) for value in row])
-    return buffer.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dt.datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return value
-
-
-_TOTAL_COLUMNS = ["calls", "errors", "documents", "query_tokens", "documents_tokens", "total_tokens"]
-_TOTAL_COLUMNS += ["search_units", "cost"]
 
 
 @router.get(
@@ -300,23 +336,24 @@ async def usage(
     output: Annotated[
         Literal["json", "csv"],
         Query(
-            alias="format", description="csv: the groups with a header row, or without `by` one row per call."
+            alias="format",
+            description="csv: the groups with a header row, or without `by` every call, one row each, "
+            "oldest first (streamed). Text cells starting with = + - @ (or tab, CR) get a ' in front.",
         ),
     ] = "json",
 ) -> Any:
     if output == "json":
         return UsageOut.of(await accounts.usage(key=key, model=model, since=since, until=until, by=by))
+    lines: AsyncIterator[str] | Iterator[str]
     if by is not None:
         report = await accounts.usage(key=key, model=model, since=since, until=until, by=by)
-        rows = [[group.group, *(getattr(group, name) for name in _TOTAL_COLUMNS)] for group in report.groups]
-        text = _csv([by, *_TOTAL_COLUMNS], rows)
+        lines = group_lines(by, report.groups)
     else:
-        calls = await accounts.calls(key=key, model=model, since=since, until=until)
-        columns = CallRow.columns()
-        text = _csv(columns, [[getattr(call, name) for name in columns] for call in calls])
+        # Every row, read from the ledger a page at a time while it is sent: no cap, bounded memory.
+        lines = call_lines(await accounts.call_pages(key=key, model=model, since=since, until=until))
     filename = f"rerankd-usage{'-by-' + by if by else ''}.csv"
-    return Response(
-        text,
+    return StreamingResponse(
+        lines,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -5,7 +5,6 @@ client disconnect, logging of unknown fields, and timing headers.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable
 from typing import Annotated, Any
@@ -13,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pydantic import BaseModel
 
+from rerankd.api.bounds import UnknownFields
 from rerankd.service import RerankService
 from rerankd.types import ANONYMOUS, Caller, Timings
 
@@ -26,11 +26,11 @@ __all__ = [
     "request_id",
     "require_admin",
     "require_key",
+    "require_metrics",
+    "require_reader",
     "service",
     "timing_headers",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class ClientGone(Exception):
@@ -49,6 +49,19 @@ async def require_key(request: Request) -> None:
     """The caller of ``Authorization: Bearer KEY`` (a static or managed client key), kept on the request."""
     svc: RerankService = request.app.state.service
     request.state.caller = await svc.authenticate(request.headers.get("authorization"))
+
+
+async def require_reader(request: Request) -> None:
+    """For what lists models: a client key (kept as the caller, who sees the models it may use) or an
+    admin key (an operator, who sees every model and its settings)."""
+    svc: RerankService = request.app.state.service
+    request.state.caller = await svc.meter.authenticate_reader(request.headers.get("authorization"))
+
+
+async def require_metrics(request: Request) -> None:
+    """``/metrics`` counts every tenant's calls: an admin key or a key of ``metrics_keys`` only."""
+    svc: RerankService = request.app.state.service
+    await svc.meter.authenticate_metrics(request.headers.get("authorization"))
 
 
 def require_admin(request: Request) -> None:
@@ -77,13 +90,9 @@ def default_model(request: Request) -> str:
 
 
 def log_unknown_fields(request: Request, dialect: str, body: BaseModel) -> None:
-    """Unknown fields are accepted (clients send extras) and logged once per field name."""
-    extra = body.model_extra or {}
-    seen: set[tuple[str, str]] = request.app.state.unknown_fields
-    for name in extra:
-        if (dialect, name) not in seen:
-            seen.add((dialect, name))
-            log.warning("ignoring unknown field %r in %s rerank requests (logged once)", name, dialect)
+    """Unknown fields are accepted (clients send extras) and logged once per field name, boundedly."""
+    unknown: UnknownFields = request.app.state.unknown_fields
+    unknown.report(dialect, body.model_extra or {})
 
 
 async def cancel_on_disconnect(request: Request, work: Awaitable[Any]) -> Any:

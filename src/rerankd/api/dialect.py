@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from fastapi import Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from rerankd.api.bounds import MAX_MODEL_CHARS, check_model, check_no_nul
 from rerankd.api.common import (
     caller,
     cancel_on_disconnect,
@@ -27,8 +28,8 @@ from rerankd.api.common import (
     require_key,
     timing_headers,
 )
-from rerankd.errors import ERROR_SHAPES, ErrorShape
-from rerankd.service import RerankService
+from rerankd.errors import ERROR_SHAPES, ErrorShape, MalformedBody
+from rerankd.service import Delivery, RerankService
 from rerankd.types import CallContext, RankedDocument, RerankRequest, RerankResponse
 
 __all__ = [
@@ -131,7 +132,8 @@ class Dialect(Generic[Body]):
 
 # Documented on every rerank route of every dialect, in the dialect's error shape.
 _ERRORS: dict[int, str] = {
-    400: "The body is not JSON",
+    400: "The body is not JSON, a string holds a NUL character, or `model` is over "
+    f"{MAX_MODEL_CHARS} characters or holds a control character",
     401: "Missing or wrong API key",
     404: "Unknown model (the message lists the available ones)",
     413: "Too many documents, or the body is too large",
@@ -165,31 +167,61 @@ def route_options(dialect: Dialect[Any], summary: str | None = None) -> dict[str
     }
 
 
-async def answer(dialect: Dialect[Body], body: Body, request: Request) -> JSONResponse:
+async def answer(dialect: Dialect[Body], body: Body, request: Request) -> Response:
     """Run one rerank call: the internal request, cancellation on disconnect, the rendered answer."""
     began = time.perf_counter()
     request.state.dialect = dialect
+    # Bounded strings first: nothing below (logs, metrics, admission, the ledger) sees an unbounded one.
+    check_no_nul(body.model_dump())
+    internal = body.to_internal(default_model(request))
+    check_model(internal.model)
     log_unknown_fields(request, dialect.name, body)
     service: RerankService = request.app.state.service
     context = CallContext(caller(request), request_id(request), request.url.path, dialect.name)
-    internal = body.to_internal(default_model(request))
     if body.return_spans:  # every dialect takes it: set here, not in each dialect's conversion
         internal = replace(internal, options=replace(internal.options, return_spans=True))
-    response: RerankResponse = await cancel_on_disconnect(request, service.serve(internal, context))
+    _check_encodable(body.model_dump(), "")  # echoed fields too: an answer that cannot be sent is a 400 now
+
+    def render(response: RerankResponse) -> bytes:
+        # Optional fields left out (None) are omitted; values inside echoed documents are sent as given.
+        content = dialect.render(response, body).model_dump(mode="json", exclude_none=True)
+        return bytes(JSONResponse(content).body)
+
+    # The body is rendered before the call is charged: only an answer that can be sent is paid for.
+    delivery: Delivery = await cancel_on_disconnect(request, service.serve(internal, context, render))
+    response = delivery.response
     headers = timing_headers(response.timings, began)
     headers["x-rerankd-served-by"] = response.model
     headers.update(response.headers)
     if dialect.headers is not None:
         headers.update(dialect.headers(response, body))
-    # Optional fields left out (None) are omitted; values inside echoed documents are sent as given.
-    content = dialect.render(response, body).model_dump(mode="json", exclude_none=True)
-    return JSONResponse(content, headers=headers)
+    return Response(delivery.body, media_type="application/json", headers=headers)
+
+
+def _check_encodable(value: Any, path: str) -> None:
+    """Every string of the body is text UTF-8 can carry: a lone surrogate (JSON's "\\ud800") is a 400 naming
+    its field, before the call is admitted."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise MalformedBody(
+                f"`{path or 'body'}` holds a lone surrogate at character {exc.start}, which is not text: "
+                "send valid Unicode (JSON escapes \\ud800-\\udfff only in pairs)"
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_encodable(str(key), path or "body")
+            _check_encodable(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_encodable(item, f"{path}[{index}]")
 
 
 def endpoint_for(dialect: Dialect[Any]) -> Endpoint:
     """A FastAPI endpoint whose body is the dialect's request model."""
 
-    async def endpoint(request: Request, body: Any) -> JSONResponse:
+    async def endpoint(request: Request, body: Any) -> Response:
         return await answer(dialect, body, request)
 
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

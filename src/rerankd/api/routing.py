@@ -26,13 +26,14 @@ names the path meant and the base URL to configure.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from rerankd.api import DIALECTS, admin, cohere, server, tei, vllm, voyage
@@ -40,6 +41,7 @@ from rerankd.api.common import require_key
 from rerankd.api.dialect import Dialect, Endpoint, answer, endpoint_for, error_responses, route_options
 from rerankd.config import ConfigError, Settings
 from rerankd.errors import MalformedBody, RerankdError, RouteNotFound, error_body
+from rerankd.redaction import redact
 
 __all__ = ["error_body_for", "include_routes", "likely_path", "route_not_found", "sniff_v1"]
 
@@ -49,7 +51,11 @@ def error_body_for(request: Request, exc: RerankdError) -> Any:
     dialect: Dialect[Any] | None = getattr(request.state, "dialect", None)
     if dialect is None:
         dialect = request.app.state.endpoint_dialects.get(request.scope.get("endpoint"))
-    return error_body(exc, dialect.errors if dialect else "openai")
+    # The last gate before a client: whatever an error quotes (an upstream's answer, a request's text) is
+    # redacted here too.
+    shown = copy.copy(exc)
+    shown.message = redact(exc.message)
+    return error_body(shown, dialect.errors if dialect else "openai")
 
 
 def _validated(dialect: Dialect[Any], request: Request, data: Any) -> Any:
@@ -71,7 +77,7 @@ async def _read_json(request: Request) -> Any:
         raise MalformedBody("request body is nested too deeply; send a flat JSON object") from exc
 
 
-async def bare_rerank(request: Request) -> JSONResponse:
+async def bare_rerank(request: Request) -> Response:
     """``/rerank``: TEI clients send ``texts``, vLLM and Infinity clients send ``documents``."""
     data = await _read_json(request)
     dialect = tei.DIALECT if isinstance(data, dict) and "texts" in data else vllm.DIALECT
@@ -94,7 +100,7 @@ def sniff_v1(request: Request, data: Any) -> Dialect[Any]:
     return DIALECTS["seed"]
 
 
-async def sniffed_v1_rerank(request: Request) -> JSONResponse:
+async def sniffed_v1_rerank(request: Request) -> Response:
     """Bare ``/v1/rerank`` with the default setting: the seed format, unless the client says otherwise."""
     data = await _read_json(request)
     dialect = sniff_v1(request, data)

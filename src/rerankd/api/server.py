@@ -1,4 +1,10 @@
-"""The dialect-free routes: ``/health`` (no auth), ``/v1/models`` and ``/metrics``."""
+"""The dialect-free routes: ``/health`` (no auth), ``/v1/models`` and ``/metrics``.
+
+Tenants are kept apart: a client key's ``/v1/models`` lists the models it may use and what it needs to
+call them, never how the server reaches them (upstream URL, key variable, source) nor state that counts
+other tenants' calls (circuit, cache); an operator (an admin key, or anyone on a server without keys)
+sees everything. ``/metrics`` is the operator's too, or a scraper's with a key of ``metrics_keys``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from rerankd.api.common import ServiceDep, require_key
+from rerankd.api.common import ServiceDep, caller, require_metrics, require_reader
 from rerankd.types import ModelView
 
 __all__ = ["router"]
@@ -82,6 +88,22 @@ class ModelCard(BaseModel):
             cache=CacheCard(**asdict(cache)) if cache else None,
         )
 
+    @classmethod
+    def public(cls, view: ModelView, created: int, usable: set[str]) -> ModelCard:
+        """What a client key sees of a model it may use (``usable``: the names of all such models)."""
+        fallbacks = [name for name in view.fallbacks if name in usable]
+        return cls(
+            id=view.name,
+            created=created,
+            kind=view.kind,
+            status=view.status,
+            error=view.error,  # what a call to the model would answer (503) too
+            aliases=list(view.aliases),
+            max_length=view.max_length,
+            precision=view.precision,
+            fallbacks=fallbacks or None,
+        )
+
 
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
@@ -98,15 +120,26 @@ async def health(service: ServiceDep) -> Health:
     "/v1/models",
     response_model=ModelList,
     response_model_exclude_none=True,
-    dependencies=[Depends(require_key)],
+    dependencies=[Depends(require_reader)],
     tags=["server"],
-    summary="Configured models, with kind and load status",
+    summary="The models the key may use, with kind and load status (every model, with settings, for an "
+    "admin key)",
 )
 async def list_models(request: Request, service: ServiceDep) -> ModelList:
     started = int(request.app.state.started_at)
-    return ModelList(data=[ModelCard.of(view, started) for view in service.models()])
+    who = caller(request)
+    views = service.models_for(who)
+    if who.operator:
+        return ModelList(data=[ModelCard.of(view, started) for view in views])
+    usable = {name for view in views for name in (view.name, *view.aliases)}
+    return ModelList(data=[ModelCard.public(view, started, usable) for view in views])
 
 
-@router.get("/metrics", dependencies=[Depends(require_key)], tags=["server"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require_metrics)],
+    tags=["server"],
+    summary="Prometheus metrics (admin keys and metrics_keys)",
+)
 async def metrics(service: ServiceDep) -> Response:
     return Response(service.metrics_text(), media_type="text/plain; version=0.0.4")

@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, Field, RootModel
 
 import rerankd
-from rerankd.api.common import ServiceDep, default_model, require_key
+from rerankd.api.common import ServiceDep, caller, default_model, require_reader
 from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, all_if_zero, span_of
 from rerankd.types import LongDocuments, RerankRequest, RerankResponse, ScoreOptions
 
@@ -98,7 +98,7 @@ async def info(request: Request, service: ServiceDep) -> dict[str, Any]:
     """What TEI clients read from ``/info``: the served model is a reranker, and the limits."""
     settings = request.app.state.settings
     name = default_model(request)
-    view = service.model(name) if name else None
+    view = service.model(name, caller(request)) if name else None  # 403 for a key that may not use it
     # The budget the loaded model's scheduler uses; before loading, what is configured (TEI's own default
     # when nothing is: the real one depends on the device the model will load on).
     budget = view.loaded.batch_tokens if view and view.loaded else None
@@ -125,7 +125,7 @@ async def info(request: Request, service: ServiceDep) -> dict[str, Any]:
 
 
 INFO_ROUTE: dict[str, Any] = {
-    "dependencies": [Depends(require_key)],
+    "dependencies": [Depends(require_reader)],
     "summary": "Server info (text-embeddings-inference format)",
     "tags": ["rerank: tei"],
 }

@@ -20,7 +20,17 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from rerankd.activation import activate
 from rerankd.backends.specs import Fusion, HybridSpec
-from rerankd.types import Activation, ScoreOptions, Scorer, ScoreResult, ScorerInfo, Span, Timings
+from rerankd.types import (
+    Activation,
+    Admit,
+    CallSize,
+    ScoreOptions,
+    Scorer,
+    ScoreResult,
+    ScorerInfo,
+    Span,
+    Timings,
+)
 
 __all__ = ["HybridScorer", "fuse", "normalised"]
 
@@ -76,7 +86,9 @@ class HybridScorer:
     async def close(self) -> None:
         """Nothing of its own: the components are the pool's, closed with it."""
 
-    async def score(self, query: str, documents: tuple[str, ...], options: ScoreOptions) -> ScoreResult:
+    async def score(
+        self, query: str, documents: tuple[str, ...], options: ScoreOptions, admit: Admit | None = None
+    ) -> ScoreResult:
         components = self.spec.components
         scorers = [await self.resolve(component.model) for component in components]
         results: list[ScoreResult] = await asyncio.gather(
@@ -89,6 +101,13 @@ class HybridScorer:
             self.spec.rrf_k,
         )
         count = len(documents)
+        chunks = tuple(
+            sum(result.document_chunks[i] if result.document_chunks else 1 for result in results)
+            for i in range(count)
+        )
+        if admit is not None:  # the components' sizes add up only once they have run: admitted before use
+            tokens = sum(result.query_tokens + sum(result.document_tokens) for result in results)
+            await admit(CallSize(tokens, sum(chunks)))
         return ScoreResult(
             scores=tuple(fused),
             activation=self.activation,
@@ -100,10 +119,7 @@ class HybridScorer:
                 queue=max(result.timings.queue for result in results),
                 inference=max(result.timings.inference for result in results),
             ),
-            document_chunks=tuple(
-                sum(result.document_chunks[i] if result.document_chunks else 1 for result in results)
-                for i in range(count)
-            ),
+            document_chunks=chunks,
             spans=_spans(results) if options.return_spans else (),
         )
 

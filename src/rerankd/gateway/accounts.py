@@ -13,7 +13,8 @@ Errors are the server's own (``rerankd.errors``): an unknown key is a 404, a bad
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterator
+import unicodedata
+from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
@@ -23,13 +24,14 @@ from sqlalchemy import Engine
 
 from rerankd.errors import InvalidRequest, RerankdError, RouteNotFound
 from rerankd.gateway.money import from_nanos, to_nanos
-from rerankd.gateway.store import Store, ledger
+from rerankd.gateway.store import Store, holds, ledger
 from rerankd.gateway.store import keys as key_store
 
 __all__ = [
     "Accounts",
     "CallRow",
     "Grouping",
+    "Held",
     "Key",
     "KeyUsage",
     "NoDatabase",
@@ -43,6 +45,9 @@ GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day")
 KeyState = key_store.KeyState
 
 _MAX_NANOS = 2**63 - 1  # what the database's BIGINT holds
+MAX_INTEGER = 2**31 - 1  # what the database's INTEGER holds: key ids, rpm, tpm
+_MAX_MODEL_CHARS = 200  # the ledger's and the model lists' text columns
+EXPORT_PAGE_SIZE = 1000  # ledger rows per query: what an export holds in memory at a time
 _EDITABLE = ("name", "models", "budget", "rpm", "tpm", "expires_at", "disabled")
 
 
@@ -89,9 +94,10 @@ def _money(value: Decimal | int | str | None, field: str) -> int | None:
         raise InvalidRequest(f"`{field}` must be an amount such as 12.5, not {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise InvalidRequest(f"`{field}` must be an amount >= 0 (or null for none), not {amount:f}")
+    # Compared before any arithmetic: 1E+999999999 in nano-units overflows the decimal context.
+    if amount > from_nanos(_MAX_NANOS):
+        raise InvalidRequest(f"`{field}` {amount:.6e} is too large: at most {from_nanos(_MAX_NANOS):f}")
     nanos = to_nanos(amount)
-    if nanos > _MAX_NANOS:
-        raise InvalidRequest(f"`{field}` {amount:f} is too large: at most {from_nanos(_MAX_NANOS):f}")
     if from_nanos(nanos) != amount:
         raise InvalidRequest(
             f"`{field}` {amount:f} has more than 9 decimal places; amounts are kept to 0.000000001"
@@ -100,9 +106,36 @@ def _money(value: Decimal | int | str | None, field: str) -> int | None:
 
 
 def _limit(value: int | None, field: str) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise InvalidRequest(f"`{field}` must be a whole number >= 1 (or null for no limit), not {value!r}")
+    if value is None:
+        return None
+    rule = f"`{field}` must be a whole number from 1 to {MAX_INTEGER} (or null for no limit)"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{rule}, not {str(value)[:30]!r}")
+    if not 1 <= value <= MAX_INTEGER:
+        raise InvalidRequest(rule + (f", not {value}" if abs(value) < 10**30 else ""))
     return value
+
+
+def _text(value: object, field: str, most: int) -> str:
+    """A name as the database keeps it: stripped, not empty, at most ``most`` characters, no control
+    characters (PostgreSQL refuses NUL; the others only garble tables and logs)."""
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > most:
+        raise InvalidRequest(f"`{field}` must be a non-empty text of at most {most} characters")
+    text = value.strip()
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        raise InvalidRequest(f"`{field}` must not hold control characters, not {text[:64]!r}")
+    return text
+
+
+def _key_id(text: str) -> int:
+    """A key id given as digits; 422 beyond what the id column holds (never a database overflow)."""
+    if len(text) > len(str(MAX_INTEGER)) or not 1 <= int(text) <= MAX_INTEGER:
+        raise InvalidRequest(f"key ids are whole numbers from 1 to {MAX_INTEGER}, not {text[:30]}")
+    return int(text)
+
+
+def _model_filter(model: str | None) -> str | None:
+    return _text(model, "model", _MAX_MODEL_CHARS) if model else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,16 +275,59 @@ class CallRow:
         return [field.name for field in fields(CallRow)]
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What one call in flight holds of its key (see ``gateway.store.holds``)."""
+
+    request_id: str
+    amount: Decimal
+    tokens: int  # reserved in the key's rate window
+    replica: str  # the server (host:pid:boot) whose call placed it
+    created_at: dt.datetime
+    deadline: dt.datetime  # after this, a sweep releases it
+    age_seconds: float
+
+    @classmethod
+    def of(cls, hold: holds.Hold, now: dt.datetime) -> Held:
+        return cls(
+            request_id=hold.request_id,
+            amount=from_nanos(hold.nanos),
+            tokens=hold.tokens,
+            replica=hold.replica,
+            created_at=_aware(hold.created_at) or hold.created_at,
+            deadline=_aware(hold.deadline) or hold.deadline,
+            age_seconds=round((now - hold.created_at).total_seconds(), 3),
+        )
+
+
+def _holds(engine: Engine, key: int | str) -> tuple[Key, list[Held]]:
+    record = _record(engine, key)
+    now = key_store.utcnow()
+    return Key.of(record), [Held.of(hold, now) for hold in holds.list_holds(engine, record.id)]
+
+
+def _release(engine: Engine, key: int | str, request_id: str | None) -> tuple[Key, list[Held]]:
+    record = _record(engine, key)
+    now = key_store.utcnow()
+    released = [Held.of(hold, now) for hold in holds.release_holds(engine, record.id, request_id)]
+    if request_id is not None and not released:
+        raise RouteNotFound(
+            f"key {record.prefix} holds nothing for call {request_id!r} (settled or released already); "
+            "its holds are listed by GET /admin/keys/{key}/holds or `rerankd keys show`"
+        )
+    return Key.of(_record(engine, record.id)), released
+
+
 # -- the blocking part, run on the store's threads ---------------------------------------------------
 
 
 def _record(engine: Engine, key: int | str) -> key_store.KeyRecord:
     """A key by id (``7``, ``"7"``) or by its shown prefix (``"rk-AbCdEfGh"``); 404 if there is none."""
     record: key_store.KeyRecord | None = None
-    if isinstance(key, int) or str(key).strip().isdigit():
-        record = key_store.get_key(engine, int(key))
+    text = str(key).strip()
+    if isinstance(key, int) or (text.isascii() and text.isdigit()):
+        record = key_store.get_key(engine, _key_id(text))
     else:
-        text = str(key).strip()
         found = [r for r in key_store.list_keys(engine) if r.prefix == text]
         if len(found) > 1:  # 48 random bits: two keys sharing a prefix is very unlikely, but say so
             raise InvalidRequest(f"several keys have the prefix {text}: name the key by its id")
@@ -291,9 +367,13 @@ class Accounts:
     """Managed keys and usage reports over a store; ``models`` (names and aliases), when given, are the
     models a key's allow-list may name."""
 
-    def __init__(self, store: Store, *, models: Collection[str] | None = None) -> None:
+    def __init__(
+        self, store: Store, *, models: Collection[str] | None = None, page_size: int | None = None
+    ) -> None:
         self.store = store
         self.models = tuple(models) if models is not None else None
+        # Ledger rows read per query when calls are listed or exported (EXPORT_PAGE_SIZE unless given).
+        self.page_size = page_size or EXPORT_PAGE_SIZE
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -361,16 +441,14 @@ class Accounts:
         """API values as store columns, checked."""
         columns: dict[str, Any] = {}
         if "name" in values:
-            name = values["name"]
-            if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
-                raise InvalidRequest("`name` must be a non-empty text of at most 200 characters")
-            columns["name"] = name.strip()
+            columns["name"] = _text(values["name"], "name", 200)
         if "models" in values:
             models = values["models"]
             if models is not None:
                 if isinstance(models, str):
                     raise InvalidRequest("`models` must be a list of model names or aliases (or null)")
-                models = list(dict.fromkeys(str(m).strip() for m in models if str(m).strip()))
+                names = (str(m).strip() for m in models if str(m).strip())
+                models = list(dict.fromkeys(_text(m, "models", _MAX_MODEL_CHARS) for m in names))
                 unknown = [m for m in models if self.models is not None and m not in self.models]
                 if unknown:
                     raise InvalidRequest(
@@ -390,6 +468,18 @@ class Accounts:
                 raise InvalidRequest("`disabled` must be true or false")
             columns["disabled"] = values["disabled"]
         return columns
+
+    # -- holds of calls in flight -------------------------------------------------------------------
+
+    async def holds(self, key: int | str) -> tuple[Key, list[Held]]:
+        """A key and what its calls in flight hold, oldest first."""
+        return await self.store.run(_holds, self.store.engine, key)
+
+    async def release_holds(self, key: int | str, request_id: str | None = None) -> tuple[Key, list[Held]]:
+        """Release a key's holds (all, or the one of ``request_id``): for a call an operator knows is gone
+        before its deadline. Releasing them all also resets the key's reservation to what settling calls
+        hold. Returns the key after, and what was released."""
+        return await self.store.run(_release, self.store.engine, key, request_id)
 
     # -- usage -----------------------------------------------------------------------------------
 
@@ -416,6 +506,7 @@ class Accounts:
         ``[since, until)``, in all and grouped ``by`` key, model or day (UTC)."""
         if by is not None and by not in GROUPINGS:
             raise InvalidRequest(f"`by` must be one of {', '.join(GROUPINGS)}, not {by!r}")
+        model = _model_filter(model)
         return await self.store.run(self._usage, key, model, as_utc(since), as_utc(until), by)
 
     def _usage(
@@ -446,18 +537,40 @@ class Accounts:
         model: str | None = None,
         since: dt.datetime | dt.date | None = None,
         until: dt.datetime | dt.date | None = None,
-        limit: int = 100_000,
     ) -> list[CallRow]:
-        """The ledger's rows themselves (oldest first, at most ``limit``), filtered as :meth:`usage`."""
+        """Every one of the ledger's rows (oldest first), filtered as :meth:`usage`, in memory: exports
+        use :meth:`call_pages`."""
+        pages = await self.call_pages(key=key, model=model, since=since, until=until)
+        return [row async for page in pages for row in page]
 
-        def rows(engine: Engine) -> list[CallRow]:
+    async def call_pages(
+        self,
+        *,
+        key: int | str | None = None,
+        model: str | None = None,
+        since: dt.datetime | dt.date | None = None,
+        until: dt.datetime | dt.date | None = None,
+    ) -> AsyncIterator[list[CallRow]]:
+        """The ledger's rows filtered as :meth:`usage`, oldest first, every one of them, ``page_size``
+        at a time (one page in memory). The filter is checked here (an unknown key: 404), before the
+        first page is read, so that an export that starts also ends."""
+        model = _model_filter(model)
+
+        def where(engine: Engine) -> ledger.UsageFilter:
             record = _record(engine, key) if key is not None else None
-            where = ledger.UsageFilter(
-                record.id if record else None, model or None, as_utc(since), as_utc(until)
-            )
-            return [CallRow.of(call) for call in ledger.calls(engine, where, limit)]
+            return ledger.UsageFilter(record.id if record else None, model, as_utc(since), as_utc(until))
 
-        return await self.store.run(rows, self.store.engine)
+        return self._pages(await self.store.run(where, self.store.engine))
+
+    async def _pages(self, where: ledger.UsageFilter) -> AsyncIterator[list[CallRow]]:
+        after: ledger.Cursor | None = None
+        while True:
+            rows = await self.store.run(ledger.page, self.store.engine, where, self.page_size, after)
+            if rows:
+                yield [CallRow.of(call) for _, call in rows]
+            if len(rows) < self.page_size:
+                return
+            after = rows[-1][0]
 
 
 @contextmanager

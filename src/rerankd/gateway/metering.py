@@ -3,44 +3,56 @@
 - ``authenticate``: a Bearer key is a static key of the config, a managed key of the database (looked
   up on every call, so a revoked key stops working on every replica at once), or refused with a 401 that
   says why (unknown, revoked, disabled, expired, or an admin key). A server with no keys at all is open.
-- ``admit``, before scoring: the key's model list (403), its requests and tokens this minute (429 with
-  ``Retry-After`` and the ``x-ratelimit-*`` headers), and its budget (402), from which an estimate of the
-  call's cost is reserved so that concurrent calls cannot overspend it.
+- ``authorize``, before anything: the key's model list (403).
+- a call's :class:`Tab` admits it once its size is known — from the scorer, after tokenizing and before
+  any forward pass (exact for local models, estimated for upstream ones): its requests and tokens this
+  minute (429 with ``Retry-After`` and the ``x-ratelimit-*`` headers) and its budget (402). Its cost
+  and tokens are *held* (a row of ``holds``, with a deadline), so that concurrent calls cannot overspend
+  them; a fallback model moves the hold to its own price.
 - ``settle``, after: the call's real cost, from the usage the client is told and the price of the model
-  that answered, is charged (or, if it does not fit the budget after all, the call becomes a 402) and the
-  call is written to the ledger — all in one transaction, committed before the answer is sent.
+  that answered, is charged (or, if it does not fit the budget after all, the call becomes a 402), its
+  hold taken and the call written to the ledger — all in one transaction, committed before the answer is
+  sent. Every call settles, whatever happened (errors, cancellation: the service's ``finally``); holds of
+  a replica that died are released by ``sweep`` once past their deadline.
 
 Without a database (``database_url: none``) only static keys exist and nothing is recorded.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
 import hashlib
 import hmac
 import logging
 import math
+import os
+import secrets
+import socket
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 
-from rerankd.errors import Forbidden, PaymentRequired, RateLimited, Unauthorized
+from rerankd.errors import Forbidden, ModelNotFound, PaymentRequired, RateLimited, Unauthorized, UpstreamError
 from rerankd.gateway.money import from_nanos
-from rerankd.gateway.store import Store, ledger, limits
+from rerankd.gateway.store import Store, holds, ledger, limits
 from rerankd.gateway.store import keys as key_store
 from rerankd.spec import Price
-from rerankd.types import ANONYMOUS, CallContext, Caller, RerankRequest, RerankResponse
+from rerankd.types import ANONYMOUS, OPERATOR, CallContext, Caller, CallSize, RerankRequest, RerankResponse
 
-__all__ = ["Admission", "Meter", "bearer", "rate_headers"]
+__all__ = ["Meter", "Tab", "bearer", "rate_headers", "replica_id", "search_units"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """What admitting a call took: the money reserved, and the rate window it was counted in."""
+def replica_id() -> str:
+    """This server process, as its holds name it: host, pid, and a random boot id (pids are reused)."""
+    return f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(4)}"
 
-    reserved: int = 0
-    window: limits.Window | None = None
+
+def search_units(inputs: int) -> int:
+    """Search units of a call that scored ``inputs`` (as ``RerankResponse.search_units`` counts them)."""
+    return max(1, -(-inputs // 100))
 
 
 def _matches(token: str, keys: Sequence[str]) -> bool:
@@ -56,15 +68,6 @@ def bearer(header: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def estimate_tokens(request: RerankRequest) -> int:
-    """An estimate of the tokens a call will use, for the reservation: a token covers at least a
-    character in the tokenizers rerankers use, so the characters bound it (prompts of LLM rerankers and
-    chunk overlaps aside: ``settle`` catches those)."""
-    return (
-        len(request.query) + sum(len(document) for document in request.documents) + 2 * len(request.documents)
-    )
-
-
 class Meter:
     def __init__(
         self,
@@ -73,16 +76,19 @@ class Meter:
         static_keys: Sequence[str],
         admin_keys: Sequence[str],
         canonical: Callable[[str], str | None],
+        metrics_keys: Sequence[str] = (),
         price_of: Callable[[str], Price | None],
-        chain_of: Callable[[str], tuple[str, ...]],
+        hold_seconds: float = 120.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.static_keys = list(static_keys)
         self.admin_keys = list(admin_keys)
+        self.metrics_keys = list(metrics_keys)
         self._canonical = canonical
         self._price_of = price_of
-        self._chain_of = chain_of
+        self.hold_seconds = hold_seconds  # a hold's deadline: this long after its call was admitted
+        self.replica = replica_id()
         self._clock = clock
 
     # -- who is calling ---------------------------------------------------------------------------
@@ -109,6 +115,8 @@ class Meter:
             return ANONYMOUS
         if token is None:
             raise Unauthorized("missing API key: send the header `Authorization: Bearer <key>`")
+        if _matches(token, self.metrics_keys):
+            raise Unauthorized("this is a metrics key: it opens /metrics only; send a client key here")
         raise Unauthorized("invalid API key: check the key in `Authorization: Bearer <key>`")
 
     async def _open(self) -> bool:
@@ -124,35 +132,117 @@ class Meter:
         if token is None or not _matches(token, self.admin_keys):
             raise Unauthorized("invalid admin key: the /admin/ API takes only a key from admin_keys")
 
+    async def _keyless(self) -> bool:
+        """No key of any kind, not even for /metrics: whoever can reach the server runs it."""
+        return not self.metrics_keys and await self._open()
+
+    async def authenticate_reader(self, authorization: str | None) -> Caller:
+        """Who reads the model list (``/v1/models``, TEI's ``/info``): a client key, which sees the models it
+        may use; or an operator — an admin key, or anyone on a server without keys — who sees them all."""
+        token = bearer(authorization)
+        if token is not None and _matches(token, self.admin_keys):
+            return OPERATOR
+        caller = await self.authenticate(authorization)
+        return OPERATOR if caller == ANONYMOUS and await self._keyless() else caller
+
+    async def authenticate_metrics(self, authorization: str | None) -> None:
+        """``/metrics`` counts every tenant's traffic: it takes an admin key or a key of ``metrics_keys``,
+        never a client key; it is open only on a server without keys."""
+        token = bearer(authorization)
+        if token is not None and _matches(token, [*self.admin_keys, *self.metrics_keys]):
+            return
+        if await self._keyless():
+            return
+        takes = "/metrics takes an admin key or a key of metrics_keys (RERANKD_METRICS_KEYS)"
+        if token is None:
+            raise Unauthorized(f"missing key: {takes}; send the header `Authorization: Bearer <key>`")
+        managed = self.store is not None and (
+            await self.store.run(key_store.find_key, self.store.engine, token) is not None
+        )
+        if managed or _matches(token, self.static_keys):
+            raise Forbidden(f"a client key cannot read other tenants' metrics: {takes}")
+        raise Unauthorized(f"invalid key: {takes}")
+
+    # -- what a caller may use --------------------------------------------------------------------
+
+    def may_use(self, caller: Caller, model: str) -> bool:
+        """Whether the caller's key lets it call this configured model (by any of its names)."""
+        if caller.operator or caller.models is None:
+            return True
+        canonical = self._canonical(model)
+        return canonical is not None and canonical in {self._canonical(name) for name in caller.models}
+
+    def _usable(self, caller: Caller) -> str:
+        """The configured models a restricted key may use, as its list names them, for messages."""
+        names = [name for name in caller.models or () if self._canonical(name) is not None]
+        return ", ".join(dict.fromkeys(names)) or "(none)"
+
     # -- before scoring ---------------------------------------------------------------------------
 
-    async def admit(self, caller: Caller, request: RerankRequest) -> Admission:
-        if caller.models is not None:
-            asked = self._canonical(request.model)
-            permitted = {self._canonical(name) for name in caller.models}
-            if asked is not None and asked not in permitted:
-                raise Forbidden(
-                    f"key {caller.label} may not use model '{request.model}'; it may use: "
-                    f"{', '.join(caller.models) or '(none)'} (ask the operator to add the model to the key)"
-                )
-        if caller.key_id is None or self.store is None:
-            return Admission()
-        reserved = self._estimate(request)
-        window, allowed = await self.store.run(
-            limits.admit, self.store.engine, caller.key_id, caller.rpm, caller.tpm, self._clock(), reserved
+    def authorize(self, caller: Caller, request: RerankRequest) -> None:
+        """The key's model list: a 404 or 403 before anything else."""
+        self.authorize_model(caller, request.model)
+
+    def authorize_model(self, caller: Caller, model: str) -> None:
+        """404 for a model not configured, 403 for one the key may not use; each naming only the models
+        the key may use (a key limited to some models is never told of the others)."""
+        if caller.operator or caller.models is None:
+            return
+        if self._canonical(model) is None:
+            raise ModelNotFound(
+                f"model '{model}' is not served here; key {caller.label} may use: {self._usable(caller)}"
+            )
+        if not self.may_use(caller, model):
+            raise Forbidden(
+                f"key {caller.label} may not use model '{model}'; it may use: {self._usable(caller)} "
+                "(ask the operator to add the model to the key)"
+            )
+
+    def open(self, context: CallContext) -> Tab:
+        """A call's tab: it admits the call once its size is known, and ``settle`` closes it."""
+        return Tab(self, context)
+
+    def cost(self, model: str, size: CallSize) -> int:
+        price = self._price_of(model)
+        return price.cost_nanos(size.tokens, search_units(size.inputs)) if price else 0
+
+    async def _place(self, tab: Tab, model: str, size: CallSize) -> None:
+        """Admit ``tab``'s call at ``size`` and ``model``'s price: hold its cost and tokens, or change the
+        hold of an earlier model of its chain (without counting the request again)."""
+        caller, store = tab.context.caller, self.store
+        if caller.key_id is None or store is None:
+            return
+        nanos = self.cost(model, size)
+        if tab.placed:
+            if (nanos, size.tokens) == (tab.nanos, tab.tokens):
+                return
+            if not await store.run(holds.adjust, store.engine, tab.context.request_id, nanos, size.tokens):
+                raise await self._refusal(caller, nanos, size)
+            tab.nanos, tab.tokens = nanos, size.tokens
+            return
+        now = self._clock()
+        created = dt.datetime.fromtimestamp(now, dt.UTC).replace(tzinfo=None)
+        hold = holds.Hold(
+            request_id=tab.context.request_id,
+            key_id=caller.key_id,
+            nanos=nanos,
+            tokens=size.tokens,
+            window=None,
+            replica=self.replica,
+            created_at=created,
+            deadline=created + dt.timedelta(seconds=self.hold_seconds),
         )
+        window, allowed = await store.run(holds.place, store.engine, hold, caller.rpm, caller.tpm, now)
         if not allowed:
             if window is not None and not window.allowed:
                 raise self._rate_limited(caller, window)
-            record = await self.store.run(key_store.get_key, self.store.engine, caller.key_id)
-            raise self._over_budget(caller, record)
-        return Admission(reserved, window)
+            raise await self._refusal(caller, nanos, size)
+        tab.placed, tab.window, tab.nanos, tab.tokens = True, window, nanos, size.tokens
 
-    def _estimate(self, request: RerankRequest) -> int:
-        tokens, units = estimate_tokens(request), max(1, math.ceil(len(request.documents) / 100))
-        chain = self._chain_of(request.model)
-        prices = [price for name in chain if (price := self._price_of(name)) is not None]
-        return max((price.cost_nanos(tokens, units) for price in prices), default=0)
+    async def _refusal(self, caller: Caller, nanos: int, size: CallSize) -> PaymentRequired:
+        assert self.store is not None and caller.key_id is not None
+        record = await self.store.run(key_store.get_key, self.store.engine, caller.key_id)
+        return self._over_budget(caller, record, nanos, size)
 
     def _rate_limited(self, caller: Caller, window: limits.Window) -> RateLimited:
         over = "tokens" if caller.tpm is not None and window.tokens >= caller.tpm else "requests"
@@ -165,33 +255,55 @@ class Meter:
         )
 
     @staticmethod
-    def _over_budget(caller: Caller, record: key_store.KeyRecord | None) -> PaymentRequired:
+    def _over_budget(
+        caller: Caller,
+        record: key_store.KeyRecord | None,
+        nanos: int | None = None,
+        size: CallSize | None = None,
+    ) -> PaymentRequired:
         if record is None or record.budget_nanos is None:
             return PaymentRequired(f"key {caller.label} cannot be charged for this call")
+        left = max(0, record.budget_nanos - record.spent_nanos - record.reserved_nanos)
+        cost = ""
+        if nanos is not None and size is not None:
+            how = f"{size.tokens} tokens, {search_units(size.inputs)} search unit(s)"
+            if size.estimated:
+                how = f"an estimate from about {how}; the real cost is settled after the answer"
+            cost = f" this call costs {from_nanos(nanos)} ({how}), and"
         return PaymentRequired(
             f"key {caller.label} has spent {from_nanos(record.spent_nanos)} of its budget of "
             f"{from_nanos(record.budget_nanos)} (with {from_nanos(record.reserved_nanos)} held by calls in "
-            "flight); this call does not fit: ask the operator to raise the budget"
+            f"flight):{cost} {from_nanos(left)} is left; this call does not fit: ask the operator to raise "
+            "the budget"
         )
 
     # -- after ------------------------------------------------------------------------------------
 
     async def settle(
         self,
-        context: CallContext,
+        tab: Tab,
         request: RerankRequest,
-        admission: Admission,
         *,
         response: RerankResponse | None = None,
         status: int = 200,
         latency: float = 0.0,
     ) -> ledger.Call:
-        """Charge and record a call (answered, or failed with ``status``); raise PaymentRequired when the
-        real cost of an answered call does not fit the key's budget."""
-        cost = 0
+        """Charge and record a call (answered, or failed with ``status``), taking its hold; raise
+        PaymentRequired when the real cost of an answered call does not fit the key's budget. An answer
+        whose cost cannot be computed is recorded as a 502, not charged, and raised as an UpstreamError."""
+        await tab.admitted()  # an admission still running in its thread: its hold is taken below
+        context = tab.context
+        cost, fault = 0, None
         if response is not None:
-            price = self._price_of(response.model)
-            cost = price.cost_nanos(response.usage.total_tokens, response.search_units) if price else 0
+            try:
+                cost = self.cost(
+                    response.model, CallSize(response.usage.total_tokens, response.scored_documents)
+                )
+            except (ArithmeticError, ValueError) as exc:  # an absurd usage that got this far
+                fault = UpstreamError(
+                    f"model '{response.model}' reported a usage that cannot be priced: {exc}"
+                )
+                response, status = None, fault.status
         call = ledger.Call(
             at=key_store.utcnow(),
             request_id=context.request_id,
@@ -212,24 +324,83 @@ class Meter:
             latency_ms=latency * 1000,
             attempts=len(response.attempts) if response else 0,
         )
-        if self.store is None:
-            return call
-        window = admission.window.window if admission.window else None
-        written = await self.store.run(
-            ledger.record, self.store.engine, call, reserved=admission.reserved, window=window
-        )
-        if written.status == 402:
+        written = call
+        if self.store is not None:
+            written = await self.store.run(ledger.record, self.store.engine, call)
+        if fault is not None:
+            raise fault
+        if written.status == 402 and status != 402:
+            assert self.store is not None
             record = await self.store.run(key_store.get_key, self.store.engine, context.caller.key_id or 0)
             raise self._over_budget(context.caller, record)
         return written
 
+    async def refund(self, call: ledger.Call, status: int = 499) -> None:
+        """An answered call whose client left before its answer: ``status`` in the ledger, not charged."""
+        if self.store is not None and 200 <= call.status < 300:
+            await self.store.run(ledger.refund, self.store.engine, call.request_id, status)
+
+    async def sweep(self) -> list[holds.Hold]:
+        """Release the holds past their deadline (of replicas that died, or calls that never settled)."""
+        if self.store is None:
+            return []
+        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC).replace(tzinfo=None)
+        released = await self.store.run(holds.sweep, self.store.engine, now)
+        for hold in released:
+            log.warning(
+                "released the hold of call %s (key %d, %s held since %s by %s): past its deadline",
+                hold.request_id,
+                hold.key_id,
+                from_nanos(hold.nanos),
+                hold.created_at.isoformat(timespec="seconds"),
+                hold.replica,
+            )
+        return released
+
     async def start(self) -> None:
         if self.store is not None:
             await self.store.run(self.store.upgrade)
+            await self.sweep()
 
     async def close(self) -> None:
         if self.store is not None:
             self.store.close()
+
+
+class Tab:
+    """One metered call's account with the meter: what it holds (the model being tried, its cost and
+    tokens) and the rate window it was counted in."""
+
+    def __init__(self, meter: Meter, context: CallContext) -> None:
+        self.meter = meter
+        self.context = context
+        self.placed = False
+        self.nanos = 0
+        self.tokens = 0
+        self.window: limits.Window | None = None
+        self._running: list[asyncio.Future[None]] = []
+
+    def admit_for(self, model: str) -> Callable[[CallSize], Awaitable[None]]:
+        """The ``admit`` a scorer of ``model`` is given."""
+
+        async def admit(size: CallSize) -> None:
+            # Shielded: a client that leaves while the database works does not stop the work half-way
+            # unseen; ``settle`` waits for it, then takes whatever it held.
+            work = asyncio.ensure_future(self.meter._place(self, model, size))
+            self._running.append(work)
+            await asyncio.shield(work)
+
+        return admit
+
+    async def admitted(self) -> None:
+        """Wait for admissions still running (their errors were the scorer's to see)."""
+        for work in self._running:
+            with contextlib.suppress(Exception):
+                await work
+
+    def headers(self, used_tokens: int) -> dict[str, str]:
+        """The rate-limit headers of the call, with the tokens it used in place of those it reserved."""
+        return rate_headers(self.context.caller, self.window, used_tokens - self.tokens)
 
 
 _REFUSED = {
@@ -240,7 +411,8 @@ _REFUSED = {
 
 
 def rate_headers(caller: Caller, window: limits.Window | None, used_tokens: int = 0) -> dict[str, str]:
-    """OpenAI-style ``x-ratelimit-*`` headers of a key with limits (none for keys without)."""
+    """OpenAI-style ``x-ratelimit-*`` headers of a key with limits (none for keys without); ``used_tokens``:
+    tokens of the window beyond what ``window`` counts."""
     if window is None:
         return {}
     headers = {}

@@ -8,6 +8,7 @@ import os
 
 from pydantic import Field, field_validator
 
+from rerankd.redaction import redact, url_secrets
 from rerankd.spec import Availability, ModelSpec, without_credentials
 from rerankd.types import SpecSummary
 from rerankd.upstream import PROVIDERS
@@ -42,8 +43,15 @@ class UpstreamSpec(ModelSpec):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"base_url {value!r} must start with http:// or https://")
+            raise ValueError(f"base_url {redact(repr(value))} must start with http:// or https://")
         return value
+
+    def api_key(self) -> str:
+        """The key from the variable ``api_key_env`` names; empty when there is none."""
+        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.api_key(), *url_secrets(self.base_url))
 
     def availability(self) -> Availability:
         where = f"{self.provider} API at {without_credentials(self.base_url)}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rerankd.errors import UpstreamError
+from rerankd.redaction import redact
 from rerankd.types import ScoreOptions
 
 __all__ = ["Parsed", "Provider", "field", "scores_by_index", "usage_tokens"]
@@ -45,6 +46,12 @@ def field(body: Any, *path: str) -> Any:
     return value
 
 
+def _shown(value: Any) -> str:
+    """A value of the upstream's answer, as an error message quotes it: short, and redacted (an upstream
+    may put anything there, our key included)."""
+    return redact(repr(value))[:60]
+
+
 def scores_by_index(items: Any, count: int, score_key: str = "relevance_score") -> list[float]:
     """Scores in request order from a list of ``{index, <score_key>}``; every document exactly once."""
     if not isinstance(items, list):
@@ -54,9 +61,11 @@ def scores_by_index(items: Any, count: int, score_key: str = "relevance_score") 
         index = item.get("index") if isinstance(item, Mapping) else None
         score = item.get(score_key) if isinstance(item, Mapping) else None
         if not isinstance(index, int) or not 0 <= index < count or scores[index] is not None:
-            raise UpstreamError(f"upstream answer has a bad or repeated index {index!r} (documents: {count})")
+            raise UpstreamError(
+                f"upstream answer has a bad or repeated index {_shown(index)} (documents: {count})"
+            )
         if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
-            raise UpstreamError(f"upstream answer has a bad {score_key} {score!r} for document {index}")
+            raise UpstreamError(f"upstream answer has a bad {score_key} {_shown(score)} for document {index}")
         scores[index] = float(score)
     missing = [i for i, score in enumerate(scores) if score is None]
     if missing:

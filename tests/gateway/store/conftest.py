@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import Engine, MetaData, select
 
 from rerankd.gateway.store import Store
+from rerankd.gateway.store.holds import Hold, place
 from rerankd.gateway.store.ledger import Call
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -97,3 +98,25 @@ def a_call(**fields: Any) -> Call:
     values.update(fields)
     values.setdefault("served_by", values["model"])
     return Call(**values)
+
+
+def a_hold(call: Call, nanos: int = 0, tokens: int = 0, **fields: Any) -> Hold:
+    """The hold of ``call`` (its request id and key), placed at T0 with a deadline a minute later."""
+    assert call.key_id is not None
+    values: dict[str, Any] = {
+        "request_id": call.request_id,
+        "key_id": call.key_id,
+        "nanos": nanos,
+        "tokens": tokens,
+        "window": None,
+        "replica": "test:1:boot",
+        "created_at": T0,
+        "deadline": T0 + dt.timedelta(minutes=1),
+    }
+    values.update(fields)
+    return Hold(**values)
+
+
+def hold(engine: Engine, call: Call, nanos: int, *, now: float = 0.0) -> bool:
+    """Admit ``call`` holding ``nanos`` (a key without rpm/tpm): whether the budget let it through."""
+    return place(engine, a_hold(call, nanos), None, None, now)[1]

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from rerankd.gateway.store import Store
 from rerankd.gateway.store.keys import create_key, list_keys
 
-TABLES = {"alembic_version", "api_keys", "rate_windows", "usage"}
+TABLES = {"alembic_version", "api_keys", "holds", "rate_windows", "usage"}
 
 
 def _revision(store: Store) -> list[str]:
@@ -24,7 +24,7 @@ def _revision(store: Store) -> list[str]:
 
 def test_upgrade_creates_the_tables(store: Store) -> None:
     assert TABLES <= set(inspect(store.engine).get_table_names())
-    assert _revision(store) == ["0001"]
+    assert _revision(store) == ["0002"]
 
 
 def test_upgrade_twice_is_idempotent(store: Store, open_store: Callable[[], Store]) -> None:
@@ -32,7 +32,7 @@ def test_upgrade_twice_is_idempotent(store: Store, open_store: Callable[[], Stor
     store.upgrade()  # the same Store again
     replica = open_store()
     replica.upgrade()  # and another one on the same database, as a restarted replica would
-    assert _revision(store) == ["0001"]
+    assert _revision(store) == ["0002"]
     assert [key.id for key in list_keys(replica.engine)] == [created.id]
 
 
@@ -72,7 +72,7 @@ def test_replicas_upgrading_one_database_at_once_all_succeed(open_store: Callabl
     for thread in threads:
         thread.join(60)
     assert not errors, errors
-    assert _revision(stores[0]) == ["0001"]
+    assert _revision(stores[0]) == ["0002"]
     assert TABLES <= set(inspect(stores[-1].engine).get_table_names())
 
 

@@ -10,9 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from rerankd.gateway.store import Store
 from rerankd.gateway.store.keys import create_key, get_key
-from rerankd.gateway.store.ledger import UsageFilter, calls, record, summarize
-from rerankd.gateway.store.limits import reserve
-from tests.gateway.store.conftest import T0, a_call
+from rerankd.gateway.store.ledger import UsageFilter, calls, page, record, summarize
+from tests.gateway.store.conftest import T0, a_call, hold
 
 DAY = dt.timedelta(days=1)
 SUMS = ("documents", "query_tokens", "documents_tokens", "total_tokens", "search_units", "cost_nanos")
@@ -32,8 +31,9 @@ def test_request_ids_are_unique(store: Store) -> None:
 
 def test_a_managed_keys_answer_is_charged_and_its_reservation_settled(store: Store) -> None:
     key, _ = create_key(store.engine, "k", budget_nanos=1000)
-    assert reserve(store.engine, key.id, 300)
-    written = record(store.engine, a_call(key_id=key.id, cost_nanos=250), reserved=300)
+    call = a_call(key_id=key.id, cost_nanos=250)
+    assert hold(store.engine, call, 300)
+    written = record(store.engine, call)
     assert (written.status, written.cost_nanos) == (200, 250)
     state = get_key(store.engine, key.id)
     assert state is not None and (state.spent_nanos, state.reserved_nanos) == (250, 0)
@@ -41,8 +41,9 @@ def test_a_managed_keys_answer_is_charged_and_its_reservation_settled(store: Sto
 
 def test_a_failed_call_is_not_charged_and_releases_its_reservation(store: Store) -> None:
     key, _ = create_key(store.engine, "k", budget_nanos=1000)
-    assert reserve(store.engine, key.id, 300)
-    written = record(store.engine, a_call(key_id=key.id, status=503, cost_nanos=250), reserved=300)
+    call = a_call(key_id=key.id, status=503, cost_nanos=250)
+    assert hold(store.engine, call, 300)
+    written = record(store.engine, call)
     assert (written.status, written.cost_nanos) == (503, 0)
     state = get_key(store.engine, key.id)
     assert state is not None and (state.spent_nanos, state.reserved_nanos) == (0, 0)
@@ -51,8 +52,9 @@ def test_a_failed_call_is_not_charged_and_releases_its_reservation(store: Store)
 
 def test_an_answer_beyond_the_budget_becomes_a_402(store: Store) -> None:
     key, _ = create_key(store.engine, "k", budget_nanos=100)
-    assert reserve(store.engine, key.id, 50)
-    written = record(store.engine, a_call(key_id=key.id, cost_nanos=150), reserved=50)
+    call = a_call(key_id=key.id, cost_nanos=150)
+    assert hold(store.engine, call, 50)
+    written = record(store.engine, call)
     assert (written.status, written.cost_nanos) == (402, 0)
     assert [(row.status, row.cost_nanos) for row in calls(store.engine, UsageFilter())] == [(402, 0)]
     state = get_key(store.engine, key.id)
@@ -161,4 +163,15 @@ def test_calls_come_oldest_first(store: Store) -> None:
         record(store.engine, call)
     rows = calls(store.engine, UsageFilter())
     assert [row.request_id for row in rows] == ["early", "late", "late-too", "last"]
-    assert [row.request_id for row in calls(store.engine, UsageFilter(), limit=2)] == ["early", "late"]
+    assert [row.request_id for row in calls(store.engine, UsageFilter(), page_size=1)] == [
+        "early",
+        "late",
+        "late-too",
+        "last",
+    ]
+    # A page ends at its last row's (at, id): the next begins after it, ties at the same time included.
+    first = page(store.engine, UsageFilter(), 2)
+    assert [call.request_id for _, call in first] == ["early", "late"]
+    rest = page(store.engine, UsageFilter(), 2, after=first[-1][0])
+    assert [call.request_id for _, call in rest] == ["late-too", "last"]
+    assert page(store.engine, UsageFilter(), 2, after=rest[-1][0]) == []

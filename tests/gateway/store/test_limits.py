@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 
 from rerankd.gateway.store import Store
+from rerankd.gateway.store.holds import place
 from rerankd.gateway.store.keys import create_key, get_key
 from rerankd.gateway.store.ledger import UsageFilter, calls, record
 from rerankd.gateway.store.limits import (
@@ -23,7 +25,7 @@ from rerankd.gateway.store.limits import (
     window_of,
 )
 from rerankd.gateway.store.schema import rate_windows
-from tests.gateway.store.conftest import a_call
+from tests.gateway.store.conftest import a_call, a_hold, hold
 
 MINUTE = 29_000_000 * WINDOW_SECONDS  # the start of some minute, as seconds since the epoch
 
@@ -52,15 +54,17 @@ def test_rpm_counts_exactly_then_refuses_until_the_next_minute(store: Store) -> 
 
 def test_tpm_refuses_once_the_windows_tokens_reach_it(store: Store) -> None:
     key, _ = create_key(store.engine, "k", tpm=100)
-    first = count_request(store.engine, key.id, None, 100, MINUTE + 1)
-    assert first.allowed and first.tokens == 0
-    record(store.engine, a_call(key_id=key.id, total_tokens=60), window=first.window)
-    second = count_request(store.engine, key.id, None, 100, MINUTE + 2)
-    assert (second.allowed, second.tokens) == (True, 60)  # below the limit: let through
-    record(store.engine, a_call(key_id=key.id, total_tokens=40), window=second.window)
+    first_call = a_call(key_id=key.id, total_tokens=60)
+    first, allowed = place(store.engine, a_hold(first_call, tokens=50), None, 100, MINUTE + 1)
+    assert allowed and first is not None and first.tokens == 50  # its reservation counted at once
+    record(store.engine, first_call)  # it used 60: the window is corrected to 60
+    second_call = a_call(key_id=key.id, total_tokens=40)
+    second, allowed = place(store.engine, a_hold(second_call, tokens=40), None, 100, MINUTE + 2)
+    assert allowed and second is not None and (second.tokens, second.requests) == (100, 2)
     third = count_request(store.engine, key.id, None, 100, MINUTE + 3)
     assert (third.allowed, third.tokens, third.requests) == (False, 100, 2)
     assert third.resets_in == pytest.approx(WINDOW_SECONDS - 3)
+    record(store.engine, second_call)
 
     later = count_request(store.engine, key.id, None, 100, MINUTE + WINDOW_SECONDS)
     assert (later.allowed, later.tokens, later.requests) == (True, 0, 1)
@@ -68,9 +72,12 @@ def test_tpm_refuses_once_the_windows_tokens_reach_it(store: Store) -> None:
 
 def test_tokens_of_failed_calls_do_not_count(store: Store) -> None:
     key, _ = create_key(store.engine, "k", tpm=10)
-    window = count_request(store.engine, key.id, None, 10, MINUTE)
-    record(store.engine, a_call(key_id=key.id, status=500, total_tokens=50), window=window.window)
-    assert count_request(store.engine, key.id, None, 10, MINUTE + 1).allowed
+    call = a_call(key_id=key.id, status=500, total_tokens=50)
+    window, allowed = place(store.engine, a_hold(call, tokens=50), None, 10, MINUTE)
+    assert allowed and window is not None and window.tokens == 50
+    assert not count_request(store.engine, key.id, None, 10, MINUTE + 1).allowed  # held: 50 >= 10
+    record(store.engine, call)  # failed: its tokens are given back
+    assert count_request(store.engine, key.id, None, 10, MINUTE + 2).allowed
 
 
 def test_both_limits_and_none(store: Store) -> None:
@@ -167,11 +174,10 @@ def test_exact_budget_under_concurrency(store: Store, open_store: Callable[[], S
     def call(i: int) -> int:
         engine = replicas[i % len(replicas)].engine
         start.wait()
-        if not reserve(engine, key.id, COST):
-            return record(engine, a_call(key_id=key.id, key_label=key.prefix, status=402)).status
-        return record(
-            engine, a_call(key_id=key.id, key_label=key.prefix, cost_nanos=COST), reserved=COST
-        ).status
+        call = a_call(key_id=key.id, key_label=key.prefix, cost_nanos=COST)
+        if not hold(engine, call, COST):
+            return record(engine, replace(call, status=402)).status
+        return record(engine, call).status
 
     with ThreadPoolExecutor(CALLS) as pool:
         statuses = list(pool.map(call, range(CALLS)))
@@ -197,9 +203,10 @@ def test_budget_holds_when_real_costs_exceed_the_estimates(
     def call(i: int) -> int:
         engine = replicas[i % len(replicas)].engine
         start.wait()
-        if not reserve(engine, key.id, estimate):
-            return record(engine, a_call(key_id=key.id, status=402)).status
-        return record(engine, a_call(key_id=key.id, cost_nanos=COST), reserved=estimate).status
+        call = a_call(key_id=key.id, cost_nanos=COST)
+        if not hold(engine, call, estimate):
+            return record(engine, replace(call, status=402)).status
+        return record(engine, call).status
 
     with ThreadPoolExecutor(CALLS) as pool:
         statuses = list(pool.map(call, range(CALLS)))

@@ -1,5 +1,6 @@
 """The usage ledger: one row per call that reached the service, written (with the call's charge) in
-the same transaction that settles its budget, and committed before the answer is sent.
+the same transaction that takes its hold and settles its budget, and committed before the answer is sent;
+its status is the status the client was sent (499, not charged, when the client left before its answer).
 
 Reports filter rows by key, model and time and sum them, grouped by key, model or day.
 """
@@ -10,13 +11,14 @@ import datetime as dt
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, Integer, func, insert, select
+from sqlalchemy import ColumnElement, Engine, Integer, bindparam, func, insert, select, update
 
 from rerankd.gateway.store.engine import reading
+from rerankd.gateway.store.holds import take
 from rerankd.gateway.store.limits import add_tokens, release, settle_budget
 from rerankd.gateway.store.schema import api_keys, usage
 
-__all__ = ["Call", "Grouping", "UsageFilter", "calls", "record", "summarize"]
+__all__ = ["Call", "Cursor", "Grouping", "UsageFilter", "calls", "page", "record", "refund", "summarize"]
 
 Grouping = Literal["key", "model", "day"]
 
@@ -47,23 +49,53 @@ class Call:
 _INSERT = insert(usage)
 
 
-def record(engine: Engine, call: Call, *, reserved: int = 0, window: int | None = None) -> Call:
-    """Write ``call``. For a managed key, settle its reservation: a 2xx call is charged its cost (or,
-    when the cost does not fit the budget, becomes a 402 and is not charged); any other releases it."""
+def record(engine: Engine, call: Call) -> Call:
+    """Write ``call``. For a managed key, take the call's hold (``holds``): a 2xx call is charged its cost
+    (or, when the cost does not fit the budget, becomes a 402 and is not charged) and its window keeps the
+    tokens it used; any other call is not charged and gives back what it held. A hold released already
+    (swept, or by an operator) gives nothing back twice: an answer is then charged only if it fits."""
     key_id = call.key_id
     with engine.begin() as connection:
         if key_id is not None:
+            held = take(connection, call.request_id)
+            reserved = held.nanos if held is not None else 0
             if 200 <= call.status < 300:
                 if not settle_budget(connection, key_id, reserved, call.cost_nanos):
                     call = replace(call, status=402, cost_nanos=0)
-                elif window is not None:
-                    add_tokens(connection, key_id, window, call.total_tokens)
             elif reserved:
                 release(connection, key_id, reserved)
+            if held is not None and held.window is not None:
+                used = call.total_tokens if 200 <= call.status < 300 else 0
+                add_tokens(connection, key_id, held.window, used - held.tokens)
         if not 200 <= call.status < 300:
             call = replace(call, cost_nanos=0)
         connection.execute(_INSERT, asdict(call))
     return call
+
+
+_ROW = select(usage.c.key_id, usage.c.status, usage.c.cost_nanos).where(usage.c.request_id == bindparam("r"))
+
+
+def refund(engine: Engine, request_id: str, status: int = 499) -> bool:
+    """Undo the charge of an answered call that was never delivered (its client left while it settled):
+    its row gets ``status`` and no cost, its key gets the cost back. True if it was charged and is not now;
+    refunding again changes nothing."""
+    with engine.begin() as connection:
+        row = connection.execute(_ROW, {"r": request_id}).first()
+        if row is None or not 200 <= row.status < 300:
+            return False
+        changed = connection.execute(
+            update(usage)
+            .where((usage.c.request_id == request_id) & (usage.c.status == row.status))
+            .values(status=status, cost_nanos=0)
+        ).rowcount
+        if changed == 1 and row.key_id is not None and row.cost_nanos:
+            connection.execute(
+                update(api_keys)
+                .where(api_keys.c.id == row.key_id)
+                .values(spent_nanos=api_keys.c.spent_nanos - row.cost_nanos)
+            )
+        return changed == 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +152,38 @@ def summarize(engine: Engine, where: UsageFilter, by: Grouping | None = None) ->
     return [item for item in report if item["calls"]]
 
 
-def calls(engine: Engine, where: UsageFilter, limit: int = 100_000) -> list[Call]:
-    """The filtered rows themselves, oldest first (for CSV export): by time, then in the order written
-    (a long call is written after shorter ones that began later, and replicas' rows interleave)."""
+# Where a page of rows ends: the last row's (at, id), the order rows are read in.
+Cursor = tuple[dt.datetime, int]
+
+
+def page(
+    engine: Engine, where: UsageFilter, limit: int, after: Cursor | None = None
+) -> list[tuple[Cursor, Call]]:
+    """Up to ``limit`` filtered rows after ``after``, oldest first, each with its cursor: by time, then
+    in the order written (a long call is written after shorter ones that began later, and replicas'
+    rows interleave). A keyset on (at, id), so every page costs the same however deep it is."""
     names = [name for name in Call.__slots__]
+    condition = where.where()
+    if after is not None:
+        at, row_id = after
+        condition &= (usage.c.at > at) | ((usage.c.at == at) & (usage.c.id > row_id))
     statement = (
-        select(*(usage.c[name] for name in names))
-        .where(where.where())
+        select(usage.c.id, *(usage.c[name] for name in names))
+        .where(condition)
         .order_by(usage.c.at, usage.c.id)
         .limit(limit)
     )
     with reading(engine) as connection:
         rows = connection.execute(statement).mappings().all()
-    return [Call(**{name: row[name] for name in names}) for row in rows]
+    return [((row["at"], row["id"]), Call(**{name: row[name] for name in names})) for row in rows]
+
+
+def calls(engine: Engine, where: UsageFilter, page_size: int = 1000) -> list[Call]:
+    """Every filtered row, oldest first, read page by page (for tests and small reports; exports
+    stream the pages instead)."""
+    found: list[Call] = []
+    after: Cursor | None = None
+    while rows := page(engine, where, page_size, after):
+        found.extend(call for _, call in rows)
+        after = rows[-1][0]
+    return found

@@ -1,4 +1,5 @@
-"""The gateway's tables (SQLAlchemy Core): API keys, per-minute rate windows, and the usage ledger.
+"""The gateway's tables (SQLAlchemy Core): API keys, per-minute rate windows, holds of calls in flight, and
+the usage ledger.
 
 Money is stored as integer nano-units of the operator's currency (1e-9), so budgets, spend and costs
 add up exactly in any database; times are naive UTC.
@@ -21,7 +22,7 @@ from sqlalchemy import (
     Table,
 )
 
-__all__ = ["api_keys", "metadata", "rate_windows", "usage"]
+__all__ = ["api_keys", "holds", "metadata", "rate_windows", "usage"]
 
 
 metadata = MetaData()
@@ -54,6 +55,24 @@ rate_windows = Table(
     Column("window", BigInteger, primary_key=True),  # minutes since the epoch
     Column("requests", Integer, nullable=False, default=0),
     Column("tokens", BigInteger, nullable=False, default=0),
+)
+
+# What a call in flight holds: money of its key's budget (counted in api_keys.reserved_nanos too) and
+# tokens of its rate window. Deleted when the call settles, by an operator, or by a sweep once past its
+# deadline (a replica killed mid-call never settles).
+holds = Table(
+    "holds",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("nanos", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),  # reserved in the rate window
+    Column("window", BigInteger, nullable=True),  # that window (null: the key has no rpm/tpm)
+    Column("replica", String(200), nullable=False),  # host:pid:boot of the server that placed it
+    Column("created_at", DateTime, nullable=False),
+    Column("deadline", DateTime, nullable=False),
+    Index("ix_holds_key_id", "key_id"),
+    Index("ix_holds_deadline", "deadline"),
 )
 
 usage = Table(
