@@ -467,7 +467,9 @@ def test_the_management_routes_are_tagged_apart_and_match_their_schemas(client: 
     rerank(client, created["key"])
     check("/admin/keys", "get", 200, client.get("/admin/keys", headers=AS_ADMIN).json())
     check("/admin/keys/{key_id}", "get", 200, client.get("/admin/keys/1", headers=AS_ADMIN).json())
-    check("/admin/keys/{key_id}/holds", "get", 200, client.get("/admin/keys/1/holds", headers=AS_ADMIN).json())
+    check(
+        "/admin/keys/{key_id}/holds", "get", 200, client.get("/admin/keys/1/holds", headers=AS_ADMIN).json()
+    )
     released = client.post("/admin/keys/1/holds/release", headers=AS_ADMIN, json={})
     check("/admin/keys/{key_id}/holds/release", "post", 200, released.json())
     check("/admin/usage", "get", 200, client.get("/admin/usage?by=day&key=1", headers=AS_ADMIN).json())
