@@ -26,7 +26,7 @@ from rerankd_support.batch_jobs import make_jobs, write_jobs
 from rerankd_support.models import bundled_minilm_path, make_cross_encoder
 
 from rerankd.batch.jobs import JobOptions
-from rerankd.batch.run import BatchRun, Engine, RayOptions, run_batch
+from rerankd.batch.run import BatchRun, Engine, RayOptions, Runner, run_batch
 from rerankd.config import load_settings
 
 # (label, engine, actors, CPUs per actor)
@@ -78,7 +78,12 @@ def main() -> int:
             out = workdir / f"out-{len(rows)}.jsonl"
             run = BatchRun(source, out, options, engine=engine, ray=ray_options, progress=False)
             began = time.perf_counter()
-            tally = run_batch(settings, run, sys.stderr)
+            runner: Runner | None = None
+            if engine == "ray":
+                from rerankd.ray.data import run_ray
+
+                runner = run_ray
+            tally = run_batch(settings, run, sys.stderr, runner)
             seconds = time.perf_counter() - began
             assert tally.ok and tally.jobs == args.jobs, tally.summary()
             rows.append(

@@ -3,7 +3,7 @@
 Workload: BM25 (bm25s, with rerankd's BM25 tokenizer) over the 1400 Cranfield abstracts gives each of the
 first ``--queries`` judged queries its ``--top-k`` candidates. Queries on related topics share candidates,
 as in a RAG pipeline that reranks the same passages over and over. A bi-encoder (the bundled real
-all-MiniLM-L6-v2) scores the workload in-process through :class:`rerankd.scheduler.BatchingScorer` (no
+all-MiniLM-L6-v2) scores the workload in-process through :class:`rerankd.serving.scheduler.BatchingScorer` (no
 HTTP), ``--concurrency`` requests in flight, in three ways:
 
 - ``no cache``;
@@ -38,7 +38,7 @@ from rerankd_support.models import bundled_minilm_path
 from rerankd.backends.base import BatchedBackend
 from rerankd.evaluate.first_stage import bm25_run
 from rerankd.kinds import load_model, model_spec
-from rerankd.scheduler import BatchingScorer
+from rerankd.serving.scheduler import BatchingScorer
 from rerankd.types import ScoreOptions
 
 Request = tuple[str, tuple[str, ...]]

@@ -25,9 +25,9 @@ from rerankd_support.paths import BENCH_CACHE
 
 from rerankd.backends.base import BatchedBackend, Encoded
 from rerankd.backends.specs import TransformerSpec
-from rerankd.batching import PassCost, pack
 from rerankd.kinds import load_model
-from rerankd.scheduler import WINDOW_BUDGETS, measure_pass_cost
+from rerankd.serving.batching import PassCost, pack
+from rerankd.serving.scheduler import WINDOW_BUDGETS, measure_pass_cost
 from rerankd.types import ScoreOptions
 
 

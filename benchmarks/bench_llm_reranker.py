@@ -52,7 +52,7 @@ from rerankd_support.paths import BENCH_CACHE
 from rerankd.backends.cross_encoder import CrossEncoderBackend
 from rerankd.backends.llm_reranker import LlmRerankerBackend
 from rerankd.backends.specs import LlmRerankerSpec, TransformerSpec
-from rerankd.batching import pack
+from rerankd.serving.batching import pack
 from rerankd.types import ScoreOptions
 
 DEFAULT_CACHE = BENCH_CACHE

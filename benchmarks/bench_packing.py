@@ -6,10 +6,10 @@ requests, tokenized by rerankd's own cross-encoder backend, and runs every windo
 backend's forward pass under each strategy:
 
 - ``greedy``: sort by length, fill each pass up to the token budget (rerankd before 0.2);
-- ``dp-tokens``: the cost-minimising split of :func:`rerankd.batching.pack` counting a pass as a fixed
+- ``dp-tokens``: the cost-minimising split of :func:`rerankd.serving.batching.pack` counting a pass as a fixed
   overhead plus its padded tokens (the packing before the cost was measured over batch shapes);
 - ``dp``: the same split minimising the pass time this model shows on this device, in its precision
-  (:func:`rerankd.scheduler.measure_pass_cost`: fixed + per token + per token and position).
+  (:func:`rerankd.serving.scheduler.measure_pass_cost`: fixed + per token + per token and position).
 
 Each model's measured cost curve (predicted against timed seconds over batch shapes) and the batches the
 packing chooses for one window are printed before the strategies are compared.
@@ -39,9 +39,9 @@ from rerankd_support.paths import BENCH_CACHE
 
 from rerankd.backends.base import BatchedBackend, Encoded
 from rerankd.backends.specs import TransformerSpec
-from rerankd.batching import PassCost, pack, padded_tokens
 from rerankd.kinds import load_model
-from rerankd.scheduler import measure_pass_cost
+from rerankd.serving.batching import PassCost, pack, padded_tokens
+from rerankd.serving.scheduler import measure_pass_cost
 from rerankd.types import ScoreOptions
 
 Packer = Callable[[Sequence[int], int, int], list[list[int]]]

@@ -38,10 +38,10 @@ from scipy.stats import spearmanr
 from rerankd.backends.base import Encoded
 from rerankd.backends.specs import TransformerSpec
 from rerankd.backends.torch_runtime import cpu_flags, native_bf16, precision_label
-from rerankd.batching import pack
 from rerankd.evaluate.first_stage import Run, bm25_run
 from rerankd.evaluate.measures import per_query
 from rerankd.kinds import load_model
+from rerankd.serving.batching import pack
 from rerankd.types import ScoreOptions
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]

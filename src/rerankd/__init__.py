@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rerankd.reranker import Ranking, Reranker
+    from rerankd.serving.reranker import Ranking, Reranker
 
 __version__ = "0.1.0"
 __all__ = ["Ranking", "Reranker", "__version__"]
@@ -15,7 +15,7 @@ __all__ = ["Ranking", "Reranker", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name in ("Ranking", "Reranker"):
-        from rerankd import reranker
+        from rerankd.serving import reranker
 
         return getattr(reranker, name)
     raise AttributeError(f"module 'rerankd' has no attribute {name!r}")

@@ -2,6 +2,6 @@
 
 import sys
 
-from rerankd.cli import main
+from rerankd.commands.cli import main
 
 sys.exit(main())

@@ -63,7 +63,7 @@ KINDS: dict[str, ModelKind] = {
     "llm-reranker": ModelKind(LlmRerankerSpec, "rerankd.backends.llm_reranker:LlmRerankerBackend"),
     "bm25": ModelKind(Bm25Spec, "rerankd.backends.bm25:Bm25Backend"),
     "upstream": ModelKind(UpstreamSpec, "rerankd.upstream.base:UpstreamScorer", remote=True),
-    "hybrid": ModelKind(HybridSpec, "rerankd.backends.hybrid:HybridScorer", remote=True, composite=True),
+    "hybrid": ModelKind(HybridSpec, "rerankd.serving.hybrid:HybridScorer", remote=True, composite=True),
 }
 
 

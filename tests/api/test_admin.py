@@ -23,7 +23,7 @@ import yaml
 from fastapi.testclient import TestClient
 from rerankd_support.harness import Server
 
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import load_settings
 
 ADMIN = "adm-secret-1"

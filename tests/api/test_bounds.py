@@ -16,8 +16,8 @@ import yaml
 from fastapi.testclient import TestClient
 from rerankd_support.harness import Server
 
+from rerankd.api.app import create_app
 from rerankd.api.bounds import MAX_MODEL_CHARS, UnknownFields
-from rerankd.app import create_app
 from rerankd.config import load_settings
 
 ADMIN = "adm-bounds-1"

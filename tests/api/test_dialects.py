@@ -11,7 +11,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import ConfigError, load_settings
 
 QUERY = "What is the capital of the United States?"

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from rerankd_support.harness import AppServer, serve_app
 
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.backends.bi_encoder import BiEncoderBackend
 from rerankd.config import load_settings
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import load_settings
 from rerankd.gateway.money import to_nanos
 from rerankd.gateway.store import keys as key_store

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from rerankd_support.harness import AppServer, serve_app
 
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import load_settings
 from rerankd.gateway.money import from_nanos, to_nanos
 from rerankd.gateway.store import Store, holds, ledger

@@ -13,7 +13,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from rerankd.api import DIALECTS
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import load_settings
 
 QUERY = "What is the capital of the United States?"

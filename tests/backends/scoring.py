@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from scipy.stats import spearmanr
 
-from rerankd.batching import pack
+from rerankd.serving.batching import pack
 from rerankd.types import ScoreOptions
 
 

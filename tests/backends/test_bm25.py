@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rerankd.backends.bm25 import Bm25Backend, tokenize
-from rerankd.service import activate
+from rerankd.serving.service import activate
 from rerankd.types import ScoreOptions
 
 OPTIONS = ScoreOptions()

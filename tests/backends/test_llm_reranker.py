@@ -21,7 +21,7 @@ import yaml
 from fastapi.testclient import TestClient
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.backends.base import Encoded
 from rerankd.backends.cross_encoder import CrossEncoderBackend
 from rerankd.backends.llm_reranker import MIN_SHARED_PREFIX, LlmRerankerBackend, shared_prefix_length

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rerankd.batch.jobs import BadLine, Job, parse_job, read_job, render, scan
-from rerankd.reranker import Ranking
+from rerankd.serving.reranker import Ranking
 from rerankd.types import RankedDocument, Usage
 
 

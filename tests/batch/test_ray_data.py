@@ -11,9 +11,9 @@ import pytest
 from rerankd_support.batch_jobs import make_jobs, write_jobs
 
 from rerankd.batch.jobs import JobOptions, Pending
-from rerankd.batch.ray_data import chunks
 from rerankd.batch.run import BatchRun, RayOptions, run_batch
 from rerankd.config import load_settings
+from rerankd.ray.data import chunks, run_ray
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_cluster")]
 
@@ -33,7 +33,7 @@ def test_ray_writes_the_bytes_the_local_engine_writes(tmp_path: Path, bm25_confi
     local = BatchRun(source, tmp_path / "local.jsonl", options, progress=False)
     on_ray = BatchRun(source, tmp_path / "ray.jsonl", options, engine="ray", ray=TWO_ACTORS, progress=False)
     local_tally = run_batch(settings, local, sys.stderr)
-    ray_tally = run_batch(settings, on_ray, sys.stderr)
+    ray_tally = run_batch(settings, on_ray, sys.stderr, run_ray)
     assert (ray_tally.jobs, ray_tally.pairs, ray_tally.bad_lines) == (150, 3000, 1)
     assert ray_tally.tokens == local_tally.tokens
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
@@ -49,7 +49,7 @@ def test_ray_resumes_an_output_a_killed_run_left(tmp_path: Path, bm25_config: Pa
     out = tmp_path / "out.jsonl"
     out.write_bytes(b"".join(lines[:25]) + lines[25][:17])  # 25 jobs and a torn line
     on_ray = BatchRun(source, out, options, engine="ray", ray=TWO_ACTORS, progress=False)
-    tally = run_batch(settings, on_ray, sys.stderr)
+    tally = run_batch(settings, on_ray, sys.stderr, run_ray)
     assert (tally.jobs, tally.skipped) == (35, 25)
     assert out.read_bytes() == reference.read_bytes()
 
@@ -61,7 +61,7 @@ def test_an_actor_scores_a_transformer_as_the_local_engine_does(tmp_path: Path, 
     run_batch(settings, BatchRun(source, tmp_path / "local.jsonl", options, progress=False), sys.stderr)
     ray = RayOptions(workers=1, num_cpus=1, chunk_pairs=100)  # one torch actor: this machine has 2 cores
     run = BatchRun(source, tmp_path / "ray.jsonl", options, engine="ray", ray=ray, progress=False)
-    run_batch(settings, run, sys.stderr)
+    run_batch(settings, run, sys.stderr, run_ray)
     local = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text().splitlines()]
     on_ray = [json.loads(line) for line in (tmp_path / "ray.jsonl").read_text().splitlines()]
     assert [(a["id"], a["usage"]) for a in on_ray] == [(b["id"], b["usage"]) for b in local]

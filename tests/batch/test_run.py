@@ -18,7 +18,7 @@ from rerankd_support.batch_jobs import make_jobs, write_jobs
 from rerankd.batch.jobs import JobOptions, parse_job, render
 from rerankd.batch.run import BatchRun, run_batch
 from rerankd.config import load_settings
-from rerankd.reranker import Reranker
+from rerankd.serving.reranker import Reranker
 
 from .conftest import write_config
 

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from rerankd_support.harness import Server, all_models_ready
 
 from rerankd import deadline as deadlines
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import load_settings
 from rerankd.errors import DeadlineExceeded
 from rerankd.types import ScoreOptions

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import load_settings
 from rerankd.web.pages import STATIC
 

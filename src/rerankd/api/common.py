@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel
 
 from rerankd.api.bounds import UnknownFields
-from rerankd.service import RerankService
+from rerankd.serving.service import RerankService
 from rerankd.types import ANONYMOUS, Caller, Timings
 
 __all__ = [

@@ -29,7 +29,7 @@ from rerankd.api.common import (
     timing_headers,
 )
 from rerankd.errors import ERROR_SHAPES, ErrorShape, MalformedBody
-from rerankd.service import Delivery, RerankService
+from rerankd.serving.service import Delivery, RerankService
 from rerankd.types import CallContext, RankedDocument, RerankRequest, RerankResponse
 
 __all__ = [

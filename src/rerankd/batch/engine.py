@@ -1,4 +1,4 @@
-"""Scoring jobs through a :class:`~rerankd.reranker.Reranker`, many at once, as both engines do.
+"""Scoring jobs through a :class:`~rerankd.serving.reranker.Reranker`, many at once, as both engines do.
 
 Jobs are submitted concurrently up to a window of pairs in flight, so the model's scheduler packs the
 documents of many jobs into shared forward passes (as it packs concurrent HTTP requests), while memory
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from rerankd.batch.jobs import Job, JobOptions, render
 from rerankd.config import Settings
 from rerankd.errors import Overloaded, RerankdError
-from rerankd.reranker import Reranker
+from rerankd.serving.reranker import Reranker
 
 __all__ = ["Outcome", "batch_settings", "score_jobs", "window_pairs"]
 

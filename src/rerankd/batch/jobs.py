@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rerankd.reranker import Ranking
+from rerankd.serving.reranker import Ranking
 
 __all__ = ["BadLine", "Job", "JobOptions", "Pending", "Scan", "job_key", "parse_job", "render", "scan"]
 

@@ -1,7 +1,8 @@
 """One ``rerankd batch`` run: resume, check the input, score on an engine, write in order, summarise.
 
 The engines differ only in where the jobs are scored: ``local`` runs one :class:`Reranker` in this
-process; ``ray`` runs a pool of them as Ray Data actors (``rerankd.batch.ray_data``, imported only then).
+process (:func:`run_local`); ``ray`` runs a pool of them as Ray Data actors (``rerankd.ray.data.run_ray``,
+a floor above: its caller passes it in as the ``runner``).
 Both yield :class:`~rerankd.batch.engine.Outcome` records that this module writes and counts, so their
 output files are the same bytes.
 """
@@ -21,9 +22,9 @@ from rerankd.batch.jobs import Job, JobOptions, Pending, Scan, read_job, scan
 from rerankd.batch.output import OrderedWriter, read_done, restore_order
 from rerankd.batch.progress import Progress, Tally
 from rerankd.config import ConfigError, Settings
-from rerankd.reranker import Reranker
+from rerankd.serving.reranker import Reranker
 
-__all__ = ["BatchRun", "Engine", "Handler", "RayOptions", "model_of", "run_batch", "run_local"]
+__all__ = ["BatchRun", "Engine", "Handler", "RayOptions", "Runner", "model_of", "run_batch", "run_local"]
 
 Engine = Literal["local", "ray"]
 # Takes each outcome as it comes; False stops the run (--fail-fast).
@@ -68,6 +69,10 @@ def _jobs(path: Path, pending: list[Pending]) -> Iterator[Job]:
             yield read_job(file, job)
 
 
+# Scores the pending jobs of a run somewhere and hands each outcome to the handler.
+Runner = Callable[[Settings, BatchRun, Scan, Handler], None]
+
+
 def run_local(settings: Settings, run: BatchRun, found: Scan, handle: Handler) -> None:
     """Score the pending jobs with one Reranker in this process."""
     settings = batch_settings(settings)
@@ -84,8 +89,12 @@ def run_local(settings: Settings, run: BatchRun, found: Scan, handle: Handler) -
         asyncio.run(drive(reranker))
 
 
-def run_batch(settings: Settings, run: BatchRun, log: TextIO) -> Tally:
-    """Run one batch; problems with single jobs or lines are reported to ``log`` and counted."""
+def run_batch(settings: Settings, run: BatchRun, log: TextIO, runner: Runner | None = None) -> Tally:
+    """Run one batch; problems with single jobs or lines are reported to ``log`` and counted. ``runner``
+    scores the pending jobs: :func:`run_local` unless given (``rerankd.ray.data.run_ray`` for Ray)."""
+    if runner is None and run.engine != "local":
+        raise ConfigError(f"engine {run.engine!r} needs its runner: pass rerankd.ray.data.run_ray")
+    score = runner or run_local
     began = time.perf_counter()
     done = read_done(run.output)
     found = scan(run.input, done)
@@ -114,12 +123,7 @@ def run_batch(settings: Settings, run: BatchRun, log: TextIO) -> Tally:
         return True
 
     try:
-        if run.engine == "ray":
-            from rerankd.batch.ray_data import run_ray
-
-            run_ray(settings, run, found, handle)
-        else:
-            run_local(settings, run, found, handle)
+        score(settings, run, found, handle)
     finally:
         progress.close()
         writer.close()

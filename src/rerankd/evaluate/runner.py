@@ -4,7 +4,7 @@ service, pool and scheduler the server uses (so scores are the server's), and tu
 Each query's candidates go out as one rerank request with raw scores (rankings equal the server's: the
 activation is monotonic); a few requests are in flight at once so that the scheduler packs their inputs
 into shared forward passes. Hybrid weights are tuned on the components' scores with the same fusion the
-``hybrid`` kind runs (:func:`rerankd.backends.hybrid.fuse`).
+``hybrid`` kind runs (:func:`rerankd.serving.hybrid.fuse`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from rerankd.backends.hybrid import fuse
 from rerankd.backends.specs import Fusion, HybridSpec
 from rerankd.evaluate.first_stage import Run
 from rerankd.evaluate.measures import per_query
-from rerankd.service import RerankService
+from rerankd.serving.hybrid import fuse
+from rerankd.serving.service import RerankService
 from rerankd.types import LongDocuments, RerankRequest, ScoreOptions
 
 __all__ = ["Tuned", "rerank_run", "tune_hybrid", "weight_grid"]

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rerankd.types import ScoreOptions
-from rerankd.upstream import seed
+from rerankd.upstream.seed import parse as seed_parse
 from rerankd.upstream.wire import Parsed, Provider
 
 PATH = "/seed/v1/rerank"
@@ -33,7 +33,7 @@ def build(model: str, query: str, documents: list[str], options: ScoreOptions) -
 
 
 def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
-    return seed.parse(body, headers, count)
+    return seed_parse(body, headers, count)
 
 
 PROVIDER = Provider(path=PATH, build=build, parse=parse)

@@ -121,13 +121,15 @@ def batch(args: argparse.Namespace) -> int:
         fail_fast=args.fail_fast,
         progress=not args.no_progress,
     )
+    runner = None
     if args.engine == "ray":
         try:
-            import ray  # noqa: F401
+            from rerankd.ray.data import run_ray
         except ImportError:
             raise ConfigError("--engine ray needs Ray: pip install 'rerankd[ray]'") from None
+        runner = run_ray
     try:
-        tally = run_batch(settings, run, sys.stderr)
+        tally = run_batch(settings, run, sys.stderr, runner)
     except OutputError as exc:
         raise ConfigError(str(exc)) from None
     except RerankdError as exc:  # the model cannot be loaded: nothing could be scored

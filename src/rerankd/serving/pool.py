@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 from rerankd.backends.base import BatchedBackend, DirectBackend
 from rerankd.backends.specs import TransformerSpec
-from rerankd.batching import PassCost
 from rerankd.config import Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
 from rerankd.kinds import kind_of
-from rerankd.metrics import Metrics
 from rerankd.redaction import remember
-from rerankd.scheduler import BatchingScorer, DirectScorer, measure_pass_cost
+from rerankd.serving.batching import PassCost
+from rerankd.serving.metrics import Metrics
+from rerankd.serving.scheduler import BatchingScorer, DirectScorer, measure_pass_cost
 from rerankd.spec import ModelSpec, Price
 from rerankd.types import ModelStatus, ModelView, ScoreOptions, Scorer
 

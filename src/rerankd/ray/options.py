@@ -1,6 +1,6 @@
 """``rerankd serve --ray``: the flags of the Ray Serve deployment, and the switch to it.
 
-Kept apart from ``rerankd.ray_serve`` so that the CLI can offer the flags without importing Ray; Ray is
+Kept apart from ``rerankd.ray.serve`` so that the CLI can offer the flags without importing Ray; Ray is
 imported only when ``--ray`` is given (``pip install rerankd[ray]``).
 """
 
@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any
 
-from rerankd.config import ConfigError, Settings, env_value
+from rerankd.config import ConfigError, env_value
 
-__all__ = ["ServeOptions", "add_ray_serve_options", "serve_on_ray"]
+__all__ = ["ServeOptions", "add_ray_serve_options", "options_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +97,3 @@ def options_of(args: argparse.Namespace) -> ServeOptions:
         num_gpus=args.num_gpus,
         address=args.ray_address,
     ).check()
-
-
-def serve_on_ray(settings: Settings, args: Any) -> int:
-    """Deploy and block until SIGINT/SIGTERM; then drain the replicas and stop."""
-    options = options_of(args)
-    try:
-        from rerankd.ray_serve import run_until_signalled
-    except ImportError as exc:
-        raise ConfigError(f"--ray needs Ray Serve: pip install 'rerankd[ray]' ({exc})") from None
-    return run_until_signalled(settings, options)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from rerankd_support.harness import HOST, serve_app
 
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import load_settings
 from rerankd.types import CallContext, RerankRequest
 

@@ -12,9 +12,9 @@ from rerankd import deadline as deadlines
 from rerankd.backends.specs import Bm25Spec
 from rerankd.config import Settings
 from rerankd.errors import DeadlineExceeded, InvalidRequest, PayloadTooLarge, TransientFailure
-from rerankd.metrics import Metrics
-from rerankd.models import ModelEntry
-from rerankd.service import RerankService, activate
+from rerankd.serving.metrics import Metrics
+from rerankd.serving.pool import ModelEntry
+from rerankd.serving.service import RerankService, activate
 from rerankd.types import RerankRequest, ScoreOptions, ScoreResult
 
 

@@ -6,8 +6,6 @@ a Ray Serve ingress) can live in one process.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -34,12 +32,7 @@ from rerankd.errors import (
     UnsupportedMediaType,
     error_body,
 )
-from rerankd.gateway.accounts import Accounts
-from rerankd.gateway.metering import Meter
-from rerankd.gateway.store import Store
-from rerankd.metrics import Metrics
-from rerankd.models import ModelPool
-from rerankd.service import RerankService, meter_for
+from rerankd.serving.runtime import Runtime
 from rerankd.web import include_pages
 
 __all__ = ["create_app"]
@@ -186,37 +179,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body_for(request, error), status_code=500, headers=headers)
 
 
-SWEEP_SECONDS = 30.0  # how often a server releases holds past their deadline (replicas that died)
-
-
-async def _sweep_holds(meter: Meter) -> None:
-    while True:
-        await asyncio.sleep(SWEEP_SECONDS)
-        try:
-            await meter.sweep()
-        except Exception:  # the database away for a while: the next sweep tries again
-            log.exception("sweeping expired holds failed")
-
-
 def create_app(settings: Settings) -> FastAPI:
-    metrics = Metrics()
-    pool = ModelPool(settings, metrics)
-    meter = meter_for(settings, pool, Store(settings.database_url) if settings.metered else None)
+    runtime = Runtime.build(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await meter.start()  # the database's schema, migrated; holds past their deadline released
-        sweeping = asyncio.create_task(_sweep_holds(meter)) if meter.store is not None else None
+        # The database migrated, holds past their deadline released (and swept from now on), models preloaded.
+        await runtime.start()
         if not settings.api_keys and not settings.admin_keys and not settings.metered:
             log.warning("no api_keys configured: every client is accepted without authentication")
-        await pool.preload()
         yield
-        if sweeping is not None:
-            sweeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeping
-        await pool.close()
-        await meter.close()
+        await runtime.stop()
 
     app = FastAPI(
         title="rerankd",
@@ -232,10 +205,8 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.metrics = metrics
-    models = [name for spec in settings.models for name in spec.names]
-    accounts = Accounts(meter.store, models=models) if meter.store is not None else None
-    app.state.service = RerankService(settings, pool, metrics, meter, accounts)
+    app.state.metrics = runtime.metrics
+    app.state.service = runtime.service
     app.state.unknown_fields = UnknownFields()
     app.state.started_at = time.time()
     include_routes(app, settings)

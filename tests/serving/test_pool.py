@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from rerankd import models as models_module
 from rerankd.backends.specs import Bm25Spec, TransformerSpec
 from rerankd.config import Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
 from rerankd.kinds import ModelKind, Resolve
-from rerankd.metrics import Metrics
-from rerankd.models import ModelPool
-from rerankd.scheduler import BatchingScorer, DirectScorer
+from rerankd.serving import pool as models_module
+from rerankd.serving.metrics import Metrics
+from rerankd.serving.pool import ModelPool
+from rerankd.serving.scheduler import BatchingScorer, DirectScorer
 from rerankd.spec import ModelSpec
 from rerankd.types import ScoreOptions
 
@@ -85,9 +85,9 @@ async def test_a_failed_load_is_logged_once_with_its_traceback(
     pool = pool_of(
         TransformerSpec(name="ce", kind="cross-encoder", source=str(tmp_path / "broken"), preload=True)
     )
-    with caplog.at_level(logging.ERROR, logger="rerankd.models"):
+    with caplog.at_level(logging.ERROR, logger="rerankd.serving.pool"):
         await pool.preload()
-    [record] = [r for r in caplog.records if r.name == "rerankd.models"]
+    [record] = [r for r in caplog.records if r.name == "rerankd.serving.pool"]
     assert record.getMessage().startswith("model 'ce' cannot be loaded from")
     assert record.exc_info is not None  # the whole traceback, not only the first line
     assert "Traceback" in caplog.text

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from rerankd.batching import pack, padded_tokens
+from rerankd.serving.batching import pack, padded_tokens
 
 
 def test_every_input_once_and_within_budget() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rerankd.backends.base import Encoded
-from rerankd.cache import ENTRY_OVERHEAD, TENSOR_OVERHEAD, ByteLRU, OutputCache, entry_bytes
+from rerankd.serving.cache import ENTRY_OVERHEAD, TENSOR_OVERHEAD, ByteLRU, OutputCache, entry_bytes
 
 
 def sized(capacity: int) -> ByteLRU[str, int]:

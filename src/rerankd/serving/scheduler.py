@@ -9,7 +9,7 @@
    exact size then goes to the gateway's ``admit`` (when given), which may refuse it before any work;
 3. the job joins a FIFO queue served by the model's single worker thread, which takes a window of
    pending inputs from the oldest jobs, sorts them by length across requests, packs them by token
-   budget and the measured cost of a pass (:func:`rerankd.batching.pack`, :func:`measure_pass_cost`)
+   budget and the measured cost of a pass (:func:`rerankd.serving.batching.pack`, :func:`measure_pass_cost`)
    and runs the forward passes;
 4. a job whose client went away (its future was cancelled) is dropped before its inputs are computed,
    and so is a job still queued at its request's deadline (:mod:`rerankd.deadline`): it is answered
@@ -38,9 +38,9 @@ from typing import Any, TypeVar
 
 from rerankd import deadline as deadlines
 from rerankd.backends.base import BatchedBackend, DirectBackend, DirectScores, Encoded, Prepared
-from rerankd.batching import DEFAULT_BATCH_OVERHEAD, PassCost, fit_pass_cost, pack, padded_tokens
-from rerankd.cache import Lookup, OutputCache
 from rerankd.errors import DeadlineExceeded, ModelUnavailable, Overloaded, RerankdError, TransientFailure
+from rerankd.serving.batching import DEFAULT_BATCH_OVERHEAD, PassCost, fit_pass_cost, pack, padded_tokens
+from rerankd.serving.cache import Lookup, OutputCache
 from rerankd.types import Admit, BatchStats, CallSize, ScoreOptions, ScoreResult, ScorerInfo, Span, Timings
 
 __all__ = ["BatchObserver", "BatchingScorer", "DirectScorer", "measure_pass_cost"]
@@ -69,8 +69,8 @@ def measure_pass_cost(
 
     Times passes over a few shapes (1 row, and a sixteenth and a quarter of the budget's rows, at about
     32, 128 and 512 tokens or the model's window; best of ``repeats`` each, read from ``clock``) and fits
-    a :class:`~rerankd.batching.PassCost`. Falls back to the bare default overhead (in tokens) when timing
-    noise makes the fit meaningless.
+    a :class:`~rerankd.serving.batching.PassCost`. Falls back to the bare default overhead (in tokens) when
+    timing noise makes the fit meaningless.
     """
     samples: list[tuple[int, int, float]] = []
     for target in sorted({min(length, backend.max_length) for length in (32, 128, 512)}):

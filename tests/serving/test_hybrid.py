@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from rerankd.backends.hybrid import HybridScorer, fuse, normalised
 from rerankd.backends.specs import HybridSpec
 from rerankd.config import ConfigError, load_settings
+from rerankd.serving.hybrid import HybridScorer, fuse, normalised
 from rerankd.types import Admit, ScoreOptions, Scorer, ScoreResult, ScorerInfo, Span, Timings
 
 

@@ -1,4 +1,4 @@
-"""rerankd on Ray Serve (``rerankd.ray_serve``): two replicas answer the seed example, both serve, they
+"""rerankd on Ray Serve (``rerankd.ray.serve``): two replicas answer the seed example, both serve, they
 share the keys and ledger of one database, and a replica killed under load is replaced without a client
 losing a request (clients retry, as Ray Serve's docs ask)."""
 
@@ -21,8 +21,8 @@ from rerankd_support.harness import free_port
 
 from rerankd.api.seed import SEED_EXAMPLE
 from rerankd.config import Settings
-from rerankd.ray_options import ServeOptions
-from rerankd.ray_serve import DEPLOYMENT, REPLICA_HEADER, app_builder, application
+from rerankd.ray.options import ServeOptions
+from rerankd.ray.serve import DEPLOYMENT, REPLICA_HEADER, app_builder, application
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_cluster")]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rerankd.cli import main
+from rerankd.commands.cli import main
 from rerankd.evaluate.runner import weight_grid
 
 TOPICS = ["wing lift", "boundary layer", "heat transfer", "shock wave", "flutter", "nozzle flow"]

@@ -13,11 +13,11 @@ import pytest
 
 from rerankd import deadline as deadlines
 from rerankd.backends.base import Encoded, Prepared
-from rerankd.batching import PassCost
-from rerankd.cache import entry_bytes
 from rerankd.errors import DeadlineExceeded, ModelUnavailable, Overloaded, TransientFailure
-from rerankd.metrics import Metrics
-from rerankd.scheduler import BatchingScorer, measure_pass_cost
+from rerankd.serving.batching import PassCost
+from rerankd.serving.cache import entry_bytes
+from rerankd.serving.metrics import Metrics
+from rerankd.serving.scheduler import BatchingScorer, measure_pass_cost
 from rerankd.types import Activation, BatchStats, ScoreOptions, ScoreResult
 
 OPTIONS = ScoreOptions()

@@ -1,11 +1,12 @@
 """``Reranker``: rerankd as a Python library, on the same service, pool and scheduler as the server.
 
-A :class:`Reranker` owns what one ``create_app`` owns minus HTTP: a :class:`~rerankd.models.ModelPool`
-and a :class:`~rerankd.service.RerankService`, so a call from Python gets the same batching (documents
-of concurrent calls packed into shared forward passes), retries, fallbacks and scores as a call over
-HTTP. The scorers bind their futures to one event loop, so the pool lives on a private loop in a
-daemon thread; :meth:`Reranker.rerank` blocks on it and :meth:`Reranker.arerank` awaits it from any
-other loop. Closing (or leaving the ``with`` block) stops the models' worker threads and the loop.
+A :class:`Reranker` owns what one ``create_app`` owns minus HTTP and the gateway: a
+:class:`~rerankd.serving.runtime.Runtime` (model pool and service, built the one way), so a call from
+Python gets the same batching (documents of concurrent calls packed into shared forward passes),
+retries, fallbacks and scores as a call over HTTP. The scorers bind their futures to one event loop, so
+the pool lives on a private loop in a daemon thread; :meth:`Reranker.rerank` blocks on it and
+:meth:`Reranker.arerank` awaits it from any other loop. Closing (or leaving the ``with`` block) stops
+the models' worker threads and the loop.
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from pydantic import ValidationError
 
 from rerankd.config import ConfigError, Settings, load_settings
 from rerankd.errors import InvalidRequest
-from rerankd.metrics import Metrics
-from rerankd.models import ModelPool
-from rerankd.service import RerankService
+from rerankd.serving.runtime import Runtime
 from rerankd.types import Attempt, RankedDocument, RerankRequest, ScoreOptions, Usage
 
 __all__ = ["Document", "Ranking", "Reranker"]
@@ -74,9 +73,10 @@ class Reranker:
         if not settings.models:
             raise ConfigError("no models configured; give at least one entry under `models:`")
         self.settings = settings
-        self.metrics = Metrics()
-        self._pool = ModelPool(settings, self.metrics)
-        self._service = RerankService(settings, self._pool, self.metrics)
+        runtime = Runtime.build(settings, metered=False)
+        self.metrics = runtime.metrics
+        self._pool = runtime.pool
+        self._service = runtime.service
         self.model = self._pool.entry(model or settings.default_model or settings.models[0].name).spec.name
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="rerankd-reranker", daemon=True)

@@ -220,7 +220,7 @@ def manage(capsys: pytest.CaptureFixture[str]) -> Callable[..., subprocess.Compl
     saved on start-up), with its exit status and output as a subprocess's."""
 
     def run(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-        from rerankd.cli import main
+        from rerankd.commands.cli import main
 
         capsys.readouterr()
         argv = [*args, "--config", str(config)]
@@ -255,7 +255,7 @@ def test_management_help_mentions_the_environment_variables() -> None:
 def test_key_lifecycle_through_the_cli(gateway_config: Path, manage: Manage) -> None:
     from fastapi.testclient import TestClient
 
-    from rerankd.app import create_app
+    from rerankd.api.app import create_app
     from rerankd.config import load_settings
 
     created = rerankd(  # the real command, once; the rest in-process (the same `main`)
@@ -417,7 +417,7 @@ def test_management_commands_need_a_database(tmp_path: Path) -> None:
 def test_usage_grouped_by_key_model_and_day_after_calls(gateway_config: Path, manage: Manage) -> None:
     from fastapi.testclient import TestClient
 
-    from rerankd.app import create_app
+    from rerankd.api.app import create_app
     from rerankd.config import load_settings
 
     team_a = as_json(rerankd("keys", "create", "--name", "team-a", "--json", "--config", str(gateway_config)))

@@ -18,8 +18,8 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Sequence
 
-from rerankd.activation import activate
 from rerankd.backends.specs import Fusion, HybridSpec
+from rerankd.serving.activation import activate
 from rerankd.types import (
     Activation,
     Admit,

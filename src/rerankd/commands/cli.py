@@ -12,16 +12,27 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import rerankd
-from rerankd.batch.cli import add_batch_command, batch
+from rerankd.commands.batch import add_batch_command, batch
+from rerankd.commands.evaluate import add_eval_command, evaluate
+from rerankd.commands.manage import add_commands, manage
 from rerankd.config import ConfigError, Settings, env_value, load_settings
-from rerankd.evaluate.cli import add_eval_command, evaluate
-from rerankd.manage import add_commands, manage
-from rerankd.ray_options import add_ray_serve_options, serve_on_ray
+from rerankd.ray.options import add_ray_serve_options, options_of
 from rerankd.redaction import redact_logs
 
 __all__ = ["main"]
+
+
+def serve_on_ray(settings: Settings, args: Any) -> int:
+    """Deploy on Ray Serve and block until SIGINT/SIGTERM; then drain the replicas and stop."""
+    options = options_of(args)
+    try:
+        from rerankd.ray.serve import run_until_signalled
+    except ImportError as exc:
+        raise ConfigError(f"--ray needs Ray Serve: pip install 'rerankd[ray]' ({exc})") from None
+    return run_until_signalled(settings, options)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    from rerankd.app import create_app
-    from rerankd.connections import ConnectionLimits, connection_cap, guarded_protocol
+    from rerankd.api.app import create_app
+    from rerankd.api.connections import ConnectionLimits, connection_cap, guarded_protocol
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -111,21 +122,43 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
-def _models(settings: Settings, load: bool) -> int:
+async def _load_models(settings: Settings) -> dict[str, str | None]:
+    """Load every local model the way the server does (the pool: load, warm-up, pass cost measured);
+    each name -> None when it loaded, else the first line of why not."""
+    from rerankd.errors import RerankdError
     from rerankd.kinds import kind_of
+    from rerankd.serving.runtime import Runtime
 
+    runtime = Runtime.build(settings, metered=False)
+    outcome: dict[str, str | None] = {}
+    try:
+        for spec in settings.models:
+            if kind_of(spec).remote:  # an upstream has nothing to load: it is called, not loaded
+                continue
+            try:
+                await runtime.pool.scorer(spec.name)
+                outcome[spec.name] = None
+            except RerankdError as exc:
+                outcome[spec.name] = exc.message.strip().splitlines()[0] if exc.message.strip() else repr(exc)
+    finally:
+        await runtime.stop()
+    return outcome
+
+
+def _models(settings: Settings, load: bool) -> int:
+    import asyncio
+
+    loaded = asyncio.run(_load_models(settings)) if load else {}
     rows = [("NAME", "KIND", "LOADABLE", "WHERE")]
     failures = 0
     for spec in settings.models:
         available = spec.availability()
         loadable, where = available.loadable, available.where
-        if load and not kind_of(spec).remote:  # an upstream has nothing to load; it is called, not loaded
-            try:
-                kind_of(spec).load(spec)
-                loadable, where = True, f"loaded ({where})"
-            except Exception as exc:
-                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                loadable, where = False, f"load failed: {first_line}"
+        if spec.name in loaded:
+            error = loaded[spec.name]
+            loadable, where = (
+                (True, f"loaded ({where})") if error is None else (False, f"load failed: {error}")
+            )
         failures += not loadable
         rows.append((", ".join(spec.names), spec.kind, "yes" if loadable else "no", where))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]

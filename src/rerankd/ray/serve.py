@@ -6,7 +6,7 @@ models, the pool closed on shutdown, after Ray Serve has drained the replica's r
 (``graceful_shutdown_timeout_s``). Answers carry ``x-rerankd-replica``, the replica's id. Keys, budgets
 and the ledger live in ``database_url``, which every replica shares (PostgreSQL across machines).
 
-``rerankd serve --ray`` deploys it (:func:`run_until_signalled`); ``serve run rerankd.ray_serve:app_builder
+``rerankd serve --ray`` deploys it (:func:`run_until_signalled`); ``serve run rerankd.ray.serve:app_builder
 config=rerankd.yaml replicas=2`` and ``serve deploy`` take :func:`app_builder`. Imports Ray: imported only
 when asked for.
 """
@@ -24,9 +24,9 @@ from ray import serve
 from ray.serve import Application
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import ConfigError, Settings, load_settings
-from rerankd.ray_options import ServeOptions
+from rerankd.ray.options import ServeOptions
 from rerankd.redaction import redact_logs
 
 __all__ = ["REPLICA_HEADER", "app_builder", "application", "replica_app", "run_until_signalled"]
@@ -109,7 +109,7 @@ def application(settings: Settings, options: ServeOptions) -> Application:
 
 
 def app_builder(args: dict[str, str]) -> Application:
-    """For ``serve run rerankd.ray_serve:app_builder config=FILE replicas=N`` (or ``min_replicas``,
+    """For ``serve run rerankd.ray.serve:app_builder config=FILE replicas=N`` (or ``min_replicas``,
     ``max_replicas``, ``target_ongoing_requests``, ``num_cpus``, ``num_gpus``) and ``serve deploy``."""
     known = {
         "config",

@@ -202,9 +202,7 @@ async def _evaluate(
 
     from rerankd.backends.specs import HybridSpec
     from rerankd.evaluate.runner import fused_run, rerank_run, tune_hybrid
-    from rerankd.metrics import Metrics
-    from rerankd.models import ModelPool
-    from rerankd.service import RerankService
+    from rerankd.serving.runtime import Runtime
 
     queries = collection.judged_queries()[: args.queries]
     if not queries:
@@ -216,9 +214,8 @@ async def _evaluate(
     texts = bury(collection, args.bury, args.seed) if args.bury else collection.documents
     tuning, reported = _split(queries, args.tune_fraction, args.seed) if args.tune else ([], queries)
 
-    metrics = Metrics()
-    pool = ModelPool(settings, metrics)
-    service = RerankService(settings, pool, metrics)
+    runtime = Runtime.build(settings, metered=False)
+    pool, service = runtime.pool, runtime.service
     specs = {name: pool.entry(name).spec for name in models}
     hybrids = {name: spec for name, spec in specs.items() if isinstance(spec, HybridSpec)}
     scored: dict[tuple[str, str | None], Run] = {}

@@ -26,7 +26,7 @@ from rerankd.batch.engine import Outcome, batch_settings, score_jobs, window_pai
 from rerankd.batch.jobs import JobOptions, Pending, Scan, read_job
 from rerankd.batch.run import BatchRun, Handler
 from rerankd.config import Settings
-from rerankd.reranker import Reranker
+from rerankd.serving.reranker import Reranker
 
 __all__ = ["RerankActor", "chunks", "run_ray"]
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from rerankd_support.harness import HOST, Server
 
-from rerankd.connections import FD_RESERVE, connection_cap
+from rerankd.api.connections import FD_RESERVE, connection_cap
 
 MODELS = [{"name": "bm25", "kind": "bm25"}]
 BODY = {"model": "bm25", "query": "capital", "documents": ["Paris is the capital of France.", "Cats purr."]}

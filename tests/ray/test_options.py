@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from rerankd.config import ConfigError
-from rerankd.ray_options import ServeOptions, add_ray_serve_options, options_of
+from rerankd.ray.options import ServeOptions, add_ray_serve_options, options_of
 
 
 def parse(*flags: str) -> argparse.Namespace:
@@ -58,7 +58,7 @@ def test_bad_flags_are_refused_with_what_to_give(flags: tuple[str, ...], message
 
 def test_a_free_port_is_refused_before_ray_starts() -> None:
     from rerankd.config import Settings
-    from rerankd.ray_serve import run_until_signalled
+    from rerankd.ray.serve import run_until_signalled
 
     with pytest.raises(ConfigError, match="fixed --port"):
         settings = Settings.model_validate({"port": 0, "models": [{"name": "bm25", "kind": "bm25"}]})

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from rerankd import deadline as deadlines
-from rerankd.activation import activate
 from rerankd.config import Settings
 from rerankd.errors import (
     CircuitOpen,
@@ -37,9 +36,10 @@ from rerankd.errors import (
 from rerankd.gateway.accounts import Accounts
 from rerankd.gateway.metering import Meter, Tab
 from rerankd.gateway.store import Store, ledger
-from rerankd.metrics import Metrics
-from rerankd.models import ModelPool
 from rerankd.redaction import redact
+from rerankd.serving.activation import activate
+from rerankd.serving.metrics import Metrics
+from rerankd.serving.pool import ModelPool
 from rerankd.types import (
     OPERATOR,
     Attempt,

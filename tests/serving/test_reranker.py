@@ -16,7 +16,7 @@ import yaml
 from rerankd_support.harness import serve_app
 
 from rerankd import Ranking, Reranker
-from rerankd.app import create_app
+from rerankd.api.app import create_app
 from rerankd.config import ConfigError, load_settings
 from rerankd.errors import InvalidRequest, ModelNotFound
 

@@ -1,0 +1,82 @@
+"""``Runtime``: the one way to build rerankd's running parts from a config.
+
+Metrics, the model pool, the gateway's meter (over the database when the config keeps one), the accounts
+and the service, wired together once. The HTTP app (``create_app``), the Python API (``Reranker``, and
+through it batch jobs and Ray Data actors), ``rerankd eval`` and ``rerankd models --load`` all build one
+here, so a change to how models load or calls are metered is made in one place. :meth:`Runtime.start`
+migrates the database, starts the sweep of expired holds and preloads models; :meth:`Runtime.stop`
+undoes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from rerankd.config import Settings
+from rerankd.gateway.accounts import Accounts
+from rerankd.gateway.metering import Meter
+from rerankd.gateway.store import Store
+from rerankd.serving.metrics import Metrics
+from rerankd.serving.pool import ModelPool
+from rerankd.serving.service import RerankService, meter_for
+
+__all__ = ["SWEEP_SECONDS", "Runtime"]
+
+log = logging.getLogger(__name__)
+
+# How often a server gives back the money of holds past their deadline (a dead replica's calls).
+SWEEP_SECONDS = 30.0
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    pool: ModelPool
+    meter: Meter
+    accounts: Accounts | None  # managed keys and usage reports; None without a database
+    service: RerankService
+    _sweeping: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings, *, metered: bool | None = None) -> Runtime:
+        """The parts of a config. ``metered`` False keeps no database even when the config names one
+        (the Python API and eval rank for their own process: no keys, no ledger)."""
+        metrics = Metrics()
+        pool = ModelPool(settings, metrics)
+        store = Store(settings.database_url) if (settings.metered if metered is None else metered) else None
+        meter = meter_for(settings, pool, store)
+        names = [name for spec in settings.models for name in spec.names]
+        accounts = Accounts(store, models=names) if store is not None else None
+        return cls(
+            settings, metrics, pool, meter, accounts, RerankService(settings, pool, metrics, meter, accounts)
+        )
+
+    async def start(self, *, preload: bool = True) -> None:
+        """Migrate the database and release holds past their deadline (then every SWEEP_SECONDS), and
+        load the models marked ``preload``."""
+        await self.meter.start()
+        if self.meter.store is not None:
+            self._sweeping = asyncio.create_task(self._sweep())
+        if preload:
+            await self.pool.preload()
+
+    async def stop(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeping
+            self._sweeping = None
+        await self.pool.close()
+        await self.meter.close()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.meter.sweep()
+            except Exception:  # the database away for a while: the next sweep tries again
+                log.exception("sweeping expired holds failed")
