@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rerankd"
 MODEL_LIBRARIES = ("torch", "transformers", "sentence_transformers", "bm25s", "tokenizers")
 
 FLOORS: list[tuple[str, ...]] = [
-    ("rerankd.types", "rerankd.errors", "rerankd.deadline", "rerankd.redaction"),
+    ("rerankd.types", "rerankd.errors", "rerankd.deadline", "rerankd.redaction", "rerankd.access"),
     ("rerankd.spec", "rerankd.gateway.money"),
     ("rerankd.backends", "rerankd.upstream"),
     ("rerankd.kinds",),
@@ -40,6 +40,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "rerankd.types": ("rerankd.", "torch", "fastapi"),
     "rerankd.errors": ("rerankd.", "torch", "fastapi"),
     "rerankd.deadline": ("rerankd.", "torch", "fastapi"),
+    "rerankd.access": ("rerankd.", "torch", "fastapi"),
     "rerankd.redaction": ("rerankd.", "torch", "fastapi", "starlette", "httpx", "uvicorn"),
     "rerankd.gateway.money": ("rerankd.",),
     "rerankd.spec": ("fastapi", *MODEL_LIBRARIES),

@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, NoDecode, SettingsConfigDict
 
+from rerankd.errors import settings_problems
 from rerankd.kinds import model_spec
 from rerankd.spec import ModelSpec
 
@@ -43,6 +44,16 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Interface to bind.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port to bind (0 = any free port).")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json`: one JSON object per log line, and one access line per request (request id, key "
+        "prefix, dialect, models, status, documents, tokens, cost, queue and compute seconds).",
+    )
+    require_ready: bool = Field(
+        default=False,
+        description="Exit non-zero at start-up when a preloaded model fails to load or the database "
+        "does not answer, instead of serving what did load.",
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Accepted Bearer keys. Empty: no authentication (a warning is logged at start-up). "
@@ -229,8 +240,5 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         loaded = _WithFile(**explicit)
     except ValidationError as exc:
         where = config_file or "the built-in default config"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration in {where}: {problems}") from exc
+        raise ConfigError(f"invalid configuration in {where}: {settings_problems(exc)}") from exc
     return Settings.model_validate(loaded.model_dump())

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 __all__ = [
     "ERROR_SHAPES",
@@ -63,6 +63,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UpstreamError",
     "error_body",
+    "settings_problems",
 ]
 
 
@@ -249,3 +250,20 @@ ERROR_SHAPES: dict[ErrorShape, tuple[type[BaseModel], Callable[[RerankdError], B
 def error_body(exc: RerankdError, shape: ErrorShape = "openai") -> dict[str, object]:
     """The JSON body of an error, in the shape a dialect's clients parse."""
     return ERROR_SHAPES[shape][1](exc).model_dump(mode="json")
+
+
+def settings_problems(exc: ValidationError, kind: str | None = None) -> str:
+    """What is wrong with settings (the config, a model's entry of ``kind``) as one line for whoever
+    wrote them: ``; ``-separated, each naming its setting by its path."""
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown setting `{where}`" + (f" for kind {kind}" if kind else ""))
+        elif err["type"] == "missing":
+            problems.append(f"needs a `{where}`")
+        else:
+            # A validator's ValueError: its message is already the whole sentence.
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)

@@ -1,17 +1,23 @@
-"""Every kind of model rerankd serves, in one table: its settings and where its implementation lives.
+"""Every kind of model rerankd serves, in one table: its settings, its shape, and how it loads.
 
-| kind          | settings                       | implementation (imported on first load)      |
-|---------------|--------------------------------|----------------------------------------------|
-| cross-encoder | backends.specs.TransformerSpec | backends/cross_encoder.py                    |
-| bi-encoder    | backends.specs.TransformerSpec | backends/bi_encoder.py                       |
-| llm-reranker  | backends.specs.LlmRerankerSpec | backends/llm_reranker.py                     |
-| bm25          | backends.specs.Bm25Spec        | backends/bm25.py                             |
-| upstream      | upstream.spec.UpstreamSpec     | upstream/base.py (another rerank API)        |
-| hybrid        | backends.specs.HybridSpec      | backends/hybrid.py (fuses configured models) |
+| kind          | settings                       | shape     | implementation (imported on first load)     |
+|---------------|--------------------------------|-----------|---------------------------------------------|
+| cross-encoder | backends.specs.TransformerSpec | local     | backends/cross_encoder.py                   |
+| bi-encoder    | backends.specs.TransformerSpec | local     | backends/bi_encoder.py                      |
+| llm-reranker  | backends.specs.LlmRerankerSpec | local     | backends/llm_reranker.py                    |
+| bm25          | backends.specs.Bm25Spec        | local     | backends/bm25.py                            |
+| upstream      | upstream.spec.UpstreamSpec     | remote    | upstream/base.py (another rerank API)       |
+| hybrid        | backends.specs.HybridSpec      | composite | serving/hybrid.py (fuses configured models) |
 
-A new kind is one implementation module plus one line in ``KINDS`` (and a settings class, if it takes
-settings no existing kind has). The config accepts exactly these kinds, each with its own settings;
-implementations load lazily, so a server that serves only bm25 never imports torch.
+A kind's *shape* says how the pool serves it: ``local`` builds a backend in this process that the
+scheduler batches or runs whole; ``remote`` builds a scorer that calls out (nothing to load, warm up or
+batch); ``composite`` builds a scorer that scores through other configured models.
+
+A new kind is one implementation module plus, here, a loader (a few lines that import it) and one line
+in ``KINDS`` (and a settings class, if it takes settings no existing kind has). Each loader declares its
+settings class, so mypy checks that the pair fits and that the implementation keeps the contract of its
+shape. The config accepts exactly these kinds; implementations load on first use, so a server that
+serves only bm25 never imports torch.
 """
 
 from __future__ import annotations
@@ -19,51 +25,135 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import ValidationError
 
+from rerankd.backends.base import BatchedBackend, DirectBackend
 from rerankd.backends.specs import Bm25Spec, HybridSpec, LlmRerankerSpec, TransformerSpec
+from rerankd.errors import settings_problems
 from rerankd.spec import ModelSpec
 from rerankd.types import Scorer
 from rerankd.upstream.spec import UpstreamSpec
 
-__all__ = ["KINDS", "ModelKind", "Resolve", "kind_of", "load_model", "model_spec"]
+if TYPE_CHECKING:  # for the checker only: serving is a floor above this table (see _hybrid)
+    from rerankd.serving.hybrid import HybridScorer
+
+__all__ = [
+    "KINDS",
+    "CompositeKind",
+    "LocalKind",
+    "ModelKind",
+    "RemoteKind",
+    "Resolve",
+    "Shape",
+    "kind_of",
+    "load_model",
+    "model_spec",
+]
 
 Resolve = Callable[[str], Awaitable[Scorer]]  # a configured model's ready scorer, by name
+Shape = Literal["local", "remote", "composite"]
+Backend = BatchedBackend | DirectBackend
+
+S = TypeVar("S", bound=ModelSpec)
 
 
 @dataclass(frozen=True, slots=True)
-class ModelKind:
-    """One kind of model: its settings class, and its implementation as ``module:Class``.
+class LocalKind(Generic[S]):
+    """A model in this process: ``load`` builds a backend the scheduler batches (:class:`BatchedBackend`)
+    or runs whole (:class:`DirectBackend`). Slow for models with weights: call it off the event loop."""
 
-    ``Class.load(spec)`` builds the model: a batched or direct backend (``rerankd.backends.base``),
-    slow for models with weights (call it off the event loop); or, for a ``remote`` kind, a scorer
-    (``rerankd.types.Scorer``) that calls out, with nothing to load, warm up or batch.
-    """
+    spec: type[S]
+    load: Callable[[S], Backend]
+    shape: ClassVar[Literal["local"]] = "local"
 
-    spec: type[ModelSpec]
-    implementation: str
-    remote: bool = False
-    composite: bool = False  # scores through other configured models: ``load(spec, resolve)``
 
-    def load(self, spec: ModelSpec, resolve: Resolve | None = None) -> Any:
-        module, _, name = self.implementation.partition(":")
-        implementation = getattr(importlib.import_module(module), name)
-        if self.composite:
-            if resolve is None:
-                raise ValueError(f"model {spec.name!r} ({spec.kind}) needs the other configured models")
-            return implementation.load(spec, resolve)
-        return implementation.load(spec)
+@dataclass(frozen=True, slots=True)
+class RemoteKind(Generic[S]):
+    """A model served elsewhere: ``load`` builds a scorer that calls out; it connects on first use."""
+
+    spec: type[S]
+    load: Callable[[S], Scorer]
+    shape: ClassVar[Literal["remote"]] = "remote"
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeKind(Generic[S]):
+    """A model that scores through other configured models, which ``load`` gets as ``resolve``."""
+
+    spec: type[S]
+    load: Callable[[S, Resolve], Scorer]
+    shape: ClassVar[Literal["composite"]] = "composite"
+
+
+ModelKind = LocalKind[Any] | RemoteKind[Any] | CompositeKind[Any]
+
+
+# The loaders are declared by decorators rather than inside the table: a record built in the table would
+# take its settings class from the table's type (Any), and mypy would no longer check the pair.
+def local(spec: type[S]) -> Callable[[Callable[[S], Backend]], LocalKind[S]]:
+    return lambda load: LocalKind(spec, load)
+
+
+def remote(spec: type[S]) -> Callable[[Callable[[S], Scorer]], RemoteKind[S]]:
+    return lambda load: RemoteKind(spec, load)
+
+
+def composite(spec: type[S]) -> Callable[[Callable[[S, Resolve], Scorer]], CompositeKind[S]]:
+    return lambda load: CompositeKind(spec, load)
+
+
+@local(TransformerSpec)
+def _cross_encoder(spec: TransformerSpec) -> BatchedBackend:
+    from rerankd.backends.cross_encoder import CrossEncoderBackend
+
+    return CrossEncoderBackend.load(spec)
+
+
+@local(TransformerSpec)
+def _bi_encoder(spec: TransformerSpec) -> BatchedBackend:
+    from rerankd.backends.bi_encoder import BiEncoderBackend
+
+    return BiEncoderBackend.load(spec)
+
+
+@local(LlmRerankerSpec)
+def _llm_reranker(spec: LlmRerankerSpec) -> BatchedBackend:
+    from rerankd.backends.llm_reranker import LlmRerankerBackend
+
+    return LlmRerankerBackend.load(spec)
+
+
+@local(Bm25Spec)
+def _bm25(spec: Bm25Spec) -> DirectBackend:
+    from rerankd.backends.bm25 import Bm25Backend
+
+    return Bm25Backend.load(spec)
+
+
+@remote(UpstreamSpec)
+def _upstream(spec: UpstreamSpec) -> Scorer:
+    from rerankd.upstream.base import UpstreamScorer
+
+    return UpstreamScorer.load(spec)
+
+
+@composite(HybridSpec)
+def _hybrid(spec: HybridSpec, resolve: Resolve) -> Scorer:
+    # A hybrid scores through the pool, so it lives beside it on the serving floor, above this table:
+    # imported by name at its first load, not by an import statement that would point up a floor.
+    hybrid: type[HybridScorer] = importlib.import_module("rerankd.serving.hybrid").HybridScorer
+    return hybrid.load(spec, resolve)
 
 
 KINDS: dict[str, ModelKind] = {
-    "cross-encoder": ModelKind(TransformerSpec, "rerankd.backends.cross_encoder:CrossEncoderBackend"),
-    "bi-encoder": ModelKind(TransformerSpec, "rerankd.backends.bi_encoder:BiEncoderBackend"),
-    "llm-reranker": ModelKind(LlmRerankerSpec, "rerankd.backends.llm_reranker:LlmRerankerBackend"),
-    "bm25": ModelKind(Bm25Spec, "rerankd.backends.bm25:Bm25Backend"),
-    "upstream": ModelKind(UpstreamSpec, "rerankd.upstream.base:UpstreamScorer", remote=True),
-    "hybrid": ModelKind(HybridSpec, "rerankd.serving.hybrid:HybridScorer", remote=True, composite=True),
+    "cross-encoder": _cross_encoder,
+    "bi-encoder": _bi_encoder,
+    "llm-reranker": _llm_reranker,
+    "bm25": _bm25,
+    "upstream": _upstream,
+    "hybrid": _hybrid,
 }
 
 
@@ -77,8 +167,12 @@ def kind_of(spec: ModelSpec) -> ModelKind:
 
 
 def load_model(spec: ModelSpec) -> Any:
-    """Build the model a spec describes (see :class:`ModelKind`)."""
-    return kind_of(spec).load(spec)
+    """Build the backend (or, for a remote kind, the scorer) a spec describes, for scripts and tests that
+    know which one they asked for; the server loads through its pool."""
+    kind = kind_of(spec)
+    if kind.shape == "composite":
+        raise ValueError(f"model {spec.name!r} ({spec.kind}) needs the other configured models")
+    return kind.load(spec)
 
 
 def model_spec(entry: Mapping[str, Any] | ModelSpec) -> ModelSpec:
@@ -98,20 +192,7 @@ def model_spec(entry: Mapping[str, Any] | ModelSpec) -> ModelSpec:
     if kind not in KINDS:
         raise ValueError(f"model {name!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
     try:
-        return KINDS[kind].spec.model_validate(dict(entry))
+        spec: ModelSpec = KINDS[kind].spec.model_validate(dict(entry))
+        return spec
     except ValidationError as exc:
-        raise ValueError(f"model {name!r} (kind {kind}): {_problems(exc, kind)}") from None
-
-
-def _problems(exc: ValidationError, kind: str) -> str:
-    problems = []
-    for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"])
-        if err["type"] == "extra_forbidden":
-            problems.append(f"unknown setting `{where}` for kind {kind}")
-        elif err["type"] == "missing":
-            problems.append(f"needs a `{where}`")
-        else:
-            message = str(err["msg"]).removeprefix("Value error, ")
-            problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(problems)
+        raise ValueError(f"model {name!r} (kind {kind}): {settings_problems(exc, kind)}") from None

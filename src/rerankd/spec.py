@@ -12,15 +12,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rerankd.gateway.money import to_nanos
-from rerankd.types import SpecSummary
+from rerankd.types import SEARCH_UNIT_INPUTS, CallSize, SpecSummary
 
-__all__ = ["MODEL_NAME", "Availability", "ModelSpec", "Price", "without_credentials"]
+__all__ = ["MODEL_NAME", "Availability", "BatchSettings", "ModelSpec", "Price", "without_credentials"]
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 
@@ -31,6 +31,14 @@ class Availability:
 
     loadable: bool
     where: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """What a local model asks of the scheduler beyond the server's settings."""
+
+    max_batch_tokens: int | None = None  # padded tokens per pass; None: the server's, else the device's
+    cache_bytes: int = 0  # memory for a cache of its outputs; 0: none
 
 
 def without_credentials(url: str | None) -> str | None:
@@ -52,15 +60,16 @@ class Price(BaseModel):
     per_search_unit: Decimal = Field(
         default=Decimal(0),
         ge=0,
-        description="Per search unit: one query over up to 100 documents, chunks counted.",
+        description=f"Per search unit: one query over up to {SEARCH_UNIT_INPUTS} documents, chunks counted.",
     )
     per_request: Decimal = Field(default=Decimal(0), ge=0, description="Per call answered.")
 
-    def cost_nanos(self, total_tokens: int, search_units: int) -> int:
-        """The cost of one answered call, in nano-units, rounded once."""
+    def cost_of(self, size: CallSize) -> int:
+        """The cost of one answered call of ``size``, in nano-units, rounded once. A price over a new
+        quantity is a field here and a term below (and the quantity on ``CallSize``, when it is new)."""
         amount = (
-            self.per_million_tokens * total_tokens / 1_000_000
-            + self.per_search_unit * search_units
+            self.per_million_tokens * size.tokens / 1_000_000
+            + self.per_search_unit * size.search_units
             + self.per_request
         )
         return to_nanos(amount)
@@ -104,6 +113,15 @@ class ModelSpec(BaseModel):
     def availability(self) -> Availability:
         """Whether the model can be had (files found, package installed), without loading it."""
         return Availability(True, "built in")
+
+    def batch_settings(self) -> BatchSettings:
+        """What this model asks of the scheduler (kinds whose backend it batches say more)."""
+        return BatchSettings()
+
+    def with_compute(self, dtype: str | None, cache_mb: float) -> Self:
+        """These settings computing in ``dtype`` (None: as configured) with an output cache of ``cache_mb``
+        where none is configured, as ``rerankd eval`` runs models; unchanged for kinds without either."""
+        return self
 
     def summary(self) -> SpecSummary:
         return SpecSummary()

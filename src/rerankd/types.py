@@ -125,9 +125,13 @@ class RerankResponse:
     headers: tuple[tuple[str, str], ...] = ()  # what the gateway tells the caller (rate limits, request id)
 
     @property
+    def size(self) -> CallSize:
+        """What the call used, as the gateway prices it."""
+        return CallSize(self.usage.total_tokens, self.scored_documents)
+
+    @property
     def search_units(self) -> int:
-        """Cohere's billing unit: one per query per 100 documents scored, chunks counted, at least one."""
-        return max(1, -(-self.scored_documents // 100))
+        return search_units(self.scored_documents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,11 +197,24 @@ class ScorerInfo:
 @dataclass(frozen=True, slots=True)
 class CallSize:
     """What a call will use, as a scorer tells the gateway before doing any work: exact for local models
-    (after tokenizing), an estimate for upstream ones (``estimated``)."""
+    (after tokenizing), an estimate for upstream ones (``estimated``); and what ``Price.cost_of`` prices."""
 
     tokens: int  # usage's total_tokens
-    inputs: int  # inputs scored, chunks counted (search units: one per 100)
+    inputs: int  # inputs scored, chunks counted
     estimated: bool = False
+
+    @property
+    def search_units(self) -> int:
+        return search_units(self.inputs)
+
+
+SEARCH_UNIT_INPUTS = 100
+
+
+def search_units(inputs: int) -> int:
+    """Cohere's billing unit, the one rule for answers, prices and the ledger: one per query per
+    ``SEARCH_UNIT_INPUTS`` inputs scored (documents, each chunk counted), at least one."""
+    return max(1, -(-inputs // SEARCH_UNIT_INPUTS))
 
 
 # The gateway's admission of a call at its size: returns when the call may go, raises (402, 429) when not.

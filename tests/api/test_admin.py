@@ -363,6 +363,10 @@ def test_usage_is_filtered_grouped_and_exported(client: TestClient) -> None:
     assert client.get(f"/admin/usage?until={tomorrow}", headers=AS_ADMIN).json()["total"]["calls"] == 5
     assert client.get("/admin/usage?by=week", headers=AS_ADMIN).status_code == 422
     assert client.get("/admin/usage?since=yesterday", headers=AS_ADMIN).status_code == 422
+    # Relative times, as the CLI takes them: every call of the test was in the last hour, none in the future.
+    assert client.get("/admin/usage?since=1h", headers=AS_ADMIN).json()["total"]["calls"] == 5
+    assert client.get("/admin/usage?since=30m&until=0m", headers=AS_ADMIN).json()["total"]["calls"] == 5
+    assert client.get("/admin/usage?until=7d", headers=AS_ADMIN).json()["total"]["calls"] == 0
 
     grouped = client.get("/admin/usage?by=model&format=csv", headers=AS_ADMIN)
     assert grouped.status_code == 200 and grouped.headers["content-type"].startswith("text/csv")

@@ -144,6 +144,12 @@ def test_rpm_is_429_with_retry_after_and_the_ratelimit_headers(
     assert first.headers["x-ratelimit-remaining-requests"] == "1"
     assert first.headers["x-ratelimit-limit-tokens"] == "100000"
     assert int(first.headers["x-ratelimit-remaining-tokens"]) < 100_000
+    # When the window resets, as OpenAI writes it ("59s": the clock starts 1 s into a minute).
+    reset = 60 - clock.now % 60
+    expected = f"{int(reset // 60)}m{round(reset % 60)}s" if reset >= 60 else f"{round(reset)}s"
+    assert (
+        first.headers["x-ratelimit-reset-requests"] == first.headers["x-ratelimit-reset-tokens"] == expected
+    )
     assert client.post(d.path, json=d.body, headers=headers).status_code == 200
     clock.now += 20
     refused = client.post(d.path, json=d.body, headers=headers)

@@ -26,6 +26,7 @@ from rerankd.gateway.money import from_nanos, to_nanos
 from rerankd.gateway.store import Store, holds, ledger
 from rerankd.gateway.store import keys as key_store
 from rerankd.spec import Price
+from rerankd.types import CallSize
 from tests.upstream.fake import REPORTED_TOKENS, FakeUpstream
 
 QUERY = "what is the capital of the united states"
@@ -102,7 +103,7 @@ def test_a_budget_for_n_and_a_half_calls_buys_exactly_n(
     server, store = serve(tiny_config(tiny_bert))
     body = {"model": "tiny", "query": QUERY, "documents": DOCUMENTS}
     tokens = one_call_tokens(server.url, store, body)
-    cost = Price(per_million_tokens=Decimal(PER_MILLION)).cost_nanos(tokens, 1)
+    cost = Price(per_million_tokens=Decimal(PER_MILLION)).cost_of(CallSize(tokens, 1))
     answers = 10
     record, plaintext = key_store.create_key(store.engine, "n.5", budget_nanos=answers * cost + cost // 2)
     if concurrent == 1:
@@ -243,14 +244,14 @@ def test_a_settlement_that_cannot_price_the_answer_releases_the_hold(
 ) -> None:
     server, store = serve(upstream_config(fake))
     record, plaintext = key_store.create_key(store.engine, "k", budget_nanos=to_nanos(100))
-    original = Price.cost_nanos
+    original = Price.cost_of
 
-    def cost_nanos(price: Price, total_tokens: int, search_units: int) -> int:
-        if total_tokens == REPORTED_TOKENS:  # at settlement only: admission prices the estimate
+    def cost_of(price: Price, size: CallSize) -> int:
+        if size.tokens == REPORTED_TOKENS:  # at settlement only: admission prices the estimate
             raise ArithmeticError("overflow")
-        return original(price, total_tokens, search_units)
+        return original(price, size)
 
-    monkeypatch.setattr(Price, "cost_nanos", cost_nanos)
+    monkeypatch.setattr(Price, "cost_of", cost_of)
     body = {"model": "up", "query": QUERY, "documents": DOCUMENTS}
     response = httpx.post(f"{server.url}/v1/rerank", json=body, headers=bearer(plaintext), timeout=WAIT_S)
     assert response.status_code == 502, response.text

@@ -15,9 +15,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
-from rerankd_support.harness import free_port
+from rerankd_support.harness import Server, free_port
 
 
 def rerankd(
@@ -555,3 +556,28 @@ def test_usage_csv_streams_every_row_with_formulas_neutralised(
     grouped = manage("usage", "--by", "model", "--csv", config=config)
     groups = list(csv.DictReader(io.StringIO(grouped.stdout, newline="")))
     assert sorted(row["model"] for row in groups) == ["bm25"]  # grouped by the model that answered
+
+
+def test_third_party_loggers_follow_the_configured_level(start_server: Callable[..., Server]) -> None:
+    """bm25s sets its own logger to DEBUG when imported and logs every index it builds; at
+    ``--log-level warning`` none of that reaches the log."""
+    server = start_server({"models": [{"name": "bm25", "kind": "bm25"}]}, log_level="warning")
+    body = {"model": "bm25", "query": "boundary layer", "documents": ["the boundary layer", "a wing"]}
+    for _ in range(3):
+        assert httpx.post(server.url + "/v1/rerank", json=body, timeout=30).status_code == 200
+    log = server.log_path.read_text(encoding="utf-8")
+    assert "Building index" not in log and " DEBUG " not in log and " INFO " not in log
+
+
+def test_help_lists_every_environment_variable_the_server_reads() -> None:
+    from rerankd.config import Settings
+
+    out = subprocess.run(
+        [sys.executable, "-m", "rerankd", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    flat = " ".join(out.split())
+    missing = [
+        name for name in Settings.model_fields if name != "models" and f"RERANKD_{name.upper()}" not in flat
+    ]
+    assert missing == []
+    assert "HF_HUB_OFFLINE" in flat and "HF_HOME" in flat

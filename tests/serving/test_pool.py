@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 
 import pytest
 
+from rerankd.backends.base import BatchedBackend, DirectBackend
 from rerankd.backends.specs import Bm25Spec, TransformerSpec
 from rerankd.config import Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
-from rerankd.kinds import ModelKind, Resolve
+from rerankd.kinds import LocalKind, ModelKind
 from rerankd.serving import pool as models_module
 from rerankd.serving.metrics import Metrics
 from rerankd.serving.pool import ModelPool
@@ -40,14 +42,15 @@ async def test_concurrent_first_requests_share_one_load(
     calls = []
     real = models_module.kind_of
 
-    class Counting(ModelKind):
-        def load(self, spec: ModelSpec, resolve: Resolve | None = None) -> object:
-            calls.append(spec.name)
-            return super().load(spec, resolve)
-
     def counting(spec: ModelSpec) -> ModelKind:
         kind = real(spec)
-        return Counting(kind.spec, kind.implementation, kind.remote)
+        assert isinstance(kind, LocalKind)
+
+        def load(spec: ModelSpec) -> BatchedBackend | DirectBackend:
+            calls.append(spec.name)
+            return kind.load(spec)
+
+        return dataclasses.replace(kind, load=load)
 
     monkeypatch.setattr(models_module, "kind_of", counting)
     pool = pool_of(TransformerSpec(name="ce", kind="cross-encoder", source=str(tiny_bert)))

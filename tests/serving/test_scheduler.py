@@ -1,4 +1,4 @@
-"""The batching scheduler with a scripted backend: shared passes, admission, cancellation, failures."""
+"""The batching scheduler with a scripted backend: shared passes, the queue limit, cancellation, failures."""
 
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ async def test_queue_bounded_by_estimated_wait() -> None:
     scorer = BatchingScorer(
         "m", backend, max_batch_tokens=4096, max_batch_size=64, max_queue_pairs=10_000, max_queue_seconds=5.0
     )
-    scorer._admission.observe(inputs=10, seconds=1.0)  # measured: 10 inputs a second
+    scorer._queue_limit.observe(inputs=10, seconds=1.0)  # measured: 10 inputs a second
     blocker = await block_worker(scorer, backend)  # 2 inputs pending
     admitted = asyncio.create_task(scorer.score("q", tuple("abcdefghijklmnopqrstuvwxyz"[:40]), OPTIONS))
     await wait_until(lambda: scorer.pending > 2)  # 2 + 27 inputs: ~2.9 s of work, under 5 s
@@ -352,7 +352,7 @@ async def test_a_request_served_from_the_cache_alone_never_queues() -> None:
     await scorer.close()
 
 
-async def test_admission_counts_only_the_inputs_to_compute() -> None:
+async def test_the_queue_limit_counts_only_the_inputs_to_compute() -> None:
     """A request is admitted on its upper bound (documents + 1, before tokenization), then holds places
     only for its inputs the cache lacks."""
     backend = PairBackend()
@@ -511,10 +511,10 @@ async def test_the_worker_skips_a_job_whose_deadline_passed_before_its_turn() ->
     await scorer.close()
 
 
-async def test_admission_refuses_what_cannot_finish_by_the_deadline() -> None:
+async def test_the_queue_limit_refuses_what_cannot_finish_by_the_deadline() -> None:
     backend = ScriptedBackend()
     scorer, _ = make_scorer(backend, max_queue_pairs=10_000)
-    scorer._admission.observe(inputs=10, seconds=1.0)  # measured: 10 inputs a second
+    scorer._queue_limit.observe(inputs=10, seconds=1.0)  # measured: 10 inputs a second
     blocker = await block_worker(scorer, backend)  # 2 inputs pending
     documents = tuple(f"d{i}" for i in range(26))  # 27 inputs more: about 2.9 s of work
     with pytest.raises(Overloaded, match=r"about 2\.9s of work.*deadline is [12]\.\ds away") as info:
@@ -545,7 +545,7 @@ class SlowBackend(ScriptedBackend):
 
 async def test_the_rate_is_measured_over_busy_wall_time_not_only_the_passes() -> None:
     """Time the worker loses outside its passes (here, an observer that takes 30 ms after each pass, as a
-    neighbour taking the cores would) counts in the rate that admission estimates with."""
+    neighbour taking the cores would) counts in the rate that the queue limit estimates with."""
     backend = SlowBackend(per_row=0.005)
     scorer = BatchingScorer(
         "m",
@@ -556,20 +556,20 @@ async def test_the_rate_is_measured_over_busy_wall_time_not_only_the_passes() ->
         observer=lambda _: time.sleep(0.03),
     )
     await scorer.score("q", tuple(f"d{i}" for i in range(20)), OPTIONS)  # 10 passes of 2 rows
-    await wait_until(lambda: len(scorer._admission._recent) == 10)  # the last pass's observer is done
+    await wait_until(lambda: len(scorer._queue_limit._recent) == 10)  # the last pass's observer is done
     # The passes alone: 2 rows in 10 ms, 200 a second; with the time between them, at most 2 in 40 ms.
-    assert 0 < scorer._admission._rate < 2 / 0.04 * 1.1
+    assert 0 < scorer._queue_limit._rate < 2 / 0.04 * 1.1
     await scorer.close()
 
 
 async def test_a_burst_on_a_slowed_model_is_answered_by_the_deadline() -> None:
-    """Admission was measured on a fast model, which then runs 20 times slower: every request is still
+    """The queue limit was measured on a fast model, which then runs 20 times slower: every request is still
     answered by its deadline (plus a small margin), the late ones 503 with Retry-After and none of their
     inputs computed after their deadline; the next burst, on the corrected estimate, is refused at once
     (429) beyond what can finish in time, instead of waiting."""
     backend = SlowBackend(per_row=0.02)  # a pass of 4 rows: 80 ms, 50 inputs a second
     scorer = BatchingScorer("m", backend, max_batch_tokens=4096, max_batch_size=4, max_queue_pairs=10_000)
-    scorer._admission.observe(inputs=100, seconds=0.1)  # the estimate: 1000 inputs a second
+    scorer._queue_limit.observe(inputs=100, seconds=0.1)  # the estimate: 1000 inputs a second
     timeout, margin = 1.5, 0.25
 
     async def one(n: int) -> tuple[str, float, float]:
@@ -598,7 +598,7 @@ async def test_a_burst_on_a_slowed_model_is_answered_by_the_deadline() -> None:
     assert answered <= set(computed(backend))
     assert len(late & set(computed(backend))) <= 4  # at most those of the pass running at the deadline
 
-    # Measured now: 50 inputs a second. Admission counts a request as 3 inputs: 1.5 s holds about 25.
+    # Measured now: 50 inputs a second. The queue limit counts a request as 3 inputs: 1.5 s holds about 25.
     second = await asyncio.gather(*(one(n) for n in range(60, 120)))
     assert all(seconds < timeout + margin for _, _, seconds in second)
     outcomes = [outcome for outcome, _, _ in second]

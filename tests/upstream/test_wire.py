@@ -10,8 +10,10 @@ import pytest
 
 from rerankd.errors import UpstreamError
 from rerankd.types import ScoreOptions
-from rerankd.upstream import PROVIDERS, cohere, rerankd, tei, voyage
+from rerankd.upstream import PROVIDERS, rerankd, tei
 from rerankd.upstream.base import retry_after_seconds, summarize
+from rerankd.upstream.cohere import PROVIDER as cohere
+from rerankd.upstream.voyage import PROVIDER as voyage
 from rerankd.upstream.wire import scores_by_index
 
 

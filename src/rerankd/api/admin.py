@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from rerankd.api.common import ServiceDep, caller, require_admin, require_key
 from rerankd.errors import Forbidden, OpenAIError
 from rerankd.gateway.accounts import (
     MAX_INTEGER,
+    MAX_NAME_CHARS,
     Accounts,
     Grouping,
     Held,
@@ -41,8 +42,10 @@ from rerankd.gateway.accounts import (
     NoDatabase,
     UsageReport,
     UsageTotals,
+    parse_time,
 )
 from rerankd.gateway.exports import call_lines, group_lines
+from rerankd.gateway.money import Money
 
 __all__ = ["router", "self_service"]
 
@@ -59,12 +62,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=_ERRORS)
 self_service = APIRouter(tags=["usage"])
 
-Money = Annotated[
-    Decimal,
-    PlainSerializer(lambda amount: format(amount, "f"), return_type=str, when_used="json"),
-    Field(description="An amount of the operator's currency, exact, as decimal text (never 1E-8)."),
-]
-
 
 def accounts_of(service: ServiceDep) -> Accounts:
     if service.accounts is None:
@@ -77,70 +74,67 @@ KeyId = Annotated[str, Path(description="The key's id, or its prefix (`rk-` and 
 
 
 # -- bodies and answers ----------------------------------------------------------------------------
+#
+# A key is answered as ``gateway.accounts.Key`` itself (its fields and descriptions are declared there,
+# once); the bodies below hold types only: accounts checks every value, with its own messages.
+
+
+def _key_rules(schema: dict[str, Any]) -> None:
+    """Show accounts' rules for the key fields in the OpenAPI document (its numbers, not copies)."""
+    rules = {
+        "name": {"minLength": 1, "maxLength": MAX_NAME_CHARS},
+        "budget": {"minimum": 0},
+        "rpm": {"minimum": 1, "maximum": MAX_INTEGER},
+        "tpm": {"minimum": 1, "maximum": MAX_INTEGER},
+    }
+    for name, shown in rules.items():
+        if name in schema["properties"]:
+            field = schema["properties"][name]
+            (field["anyOf"][0] if "anyOf" in field else field).update(shown)
 
 
 class KeyFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_key_rules)
 
     models: list[str] | None = Field(
         default=None, description="Model names or aliases the key may use; null: every model."
     )
     budget: Decimal | None = Field(
-        default=None, ge=0, description="Most the key may spend, in the operator's currency; null: unlimited."
+        default=None, description="Most the key may spend, in the operator's currency; null: unlimited."
     )
-    rpm: int | None = Field(
-        default=None, ge=1, le=MAX_INTEGER, description="Requests per minute; null: no limit."
-    )
-    tpm: int | None = Field(
-        default=None, ge=1, le=MAX_INTEGER, description="Tokens per minute; null: no limit."
-    )
+    rpm: int | None = Field(default=None, description="Requests per minute; null: no limit.")
+    tpm: int | None = Field(default=None, description="Tokens per minute; null: no limit.")
     expires_at: dt.datetime | None = Field(
         default=None, description="When the key stops working (UTC unless the time says); null: never."
     )
 
 
 class KeyCreate(KeyFields):
-    name: str = Field(min_length=1, max_length=200, description="Who or what the key is for.")
+    name: str = Field(description="Who or what the key is for.")
 
 
 class KeyUpdate(KeyFields):
     """Only the fields sent change; null clears a limit (models: every model, budget: unlimited...)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = None
     disabled: bool | None = Field(default=None, description="true stops the key until set back to false.")
 
 
-class KeyOut(BaseModel):
-    id: int
-    name: str
-    prefix: str = Field(description="The key's first characters: names it in lists, logs and the ledger.")
-    state: Literal["active", "disabled", "revoked", "expired"]
-    models: list[str] | None = Field(description="Models the key may use; null: every model.")
-    budget: Money | None = Field(description="null: unlimited.")
-    spent: Money
-    reserved: Money = Field(description="Held by calls in flight.")
-    remaining: Money | None = Field(description="budget - spent - reserved; null: unlimited.")
-    rpm: int | None
-    tpm: int | None
-    expires_at: dt.datetime | None
-    disabled: bool
-    revoked_at: dt.datetime | None
-    created_at: dt.datetime
-
-    @classmethod
-    def of(cls, key: Key) -> KeyOut:
-        values = asdict(key)
-        values["models"] = list(key.models) if key.models is not None else None
-        return cls(**values)
+def _values(key: Key) -> dict[str, Any]:
+    """A key's fields, for an answer that adds to them."""
+    return {field.name: getattr(key, field.name) for field in fields(Key)}
 
 
-class KeyCreated(KeyOut):
-    key: str = Field(description="The key itself: shown this once, stored only as a hash. Keep it safe.")
+@dataclass(frozen=True, slots=True)
+class KeyCreated(Key):
+    key: Annotated[
+        str, Field(description="The key itself: shown this once, stored only as a hash. Keep it safe.")
+    ]
 
 
 class KeyList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[KeyOut]
+    data: list[Key]
 
 
 class Totals(BaseModel):
@@ -184,12 +178,13 @@ class KeyUsageOut(BaseModel):
         )
 
 
-class KeyDetail(KeyOut):
-    usage: KeyUsageOut = Field(description="Every call of the key so far.")
+@dataclass(frozen=True, slots=True)
+class KeyDetail(Key):
+    usage: Annotated[KeyUsageOut, Field(description="Every call of the key so far.")]
 
 
 class UsageOut(BaseModel):
-    key: KeyOut | None = Field(description="The key the report is filtered to, if any.")
+    key: Key | None = Field(description="The key the report is filtered to, if any.")
     model: str | None
     since: dt.datetime | None
     until: dt.datetime | None
@@ -200,7 +195,7 @@ class UsageOut(BaseModel):
     @classmethod
     def of(cls, report: UsageReport) -> UsageOut:
         return cls(
-            key=KeyOut.of(report.key) if report.key else None,
+            key=report.key,
             model=report.model,
             since=report.since,
             until=report.until,
@@ -243,49 +238,33 @@ async def create_key(body: Annotated[KeyCreate, Body()], accounts: AccountsDep) 
         tpm=body.tpm,
         expires_at=body.expires_at,
     )
-    return KeyCreated(**KeyOut.of(key).model_dump(), key=plaintext)
+    return KeyCreated(**_values(key), key=plaintext)
 
 
 @router.get("/keys", response_model=KeyList, summary="Every key, revoked ones included")
 async def list_keys(accounts: AccountsDep) -> KeyList:
-    return KeyList(data=[KeyOut.of(key) for key in await accounts.list_keys()])
+    return KeyList(data=await accounts.list_keys())
 
 
 @router.get("/keys/{key_id}", response_model=KeyDetail, summary="One key, with its spend and usage so far")
 async def show_key(key_id: KeyId, accounts: AccountsDep) -> KeyDetail:
     usage = await accounts.key_usage(key_id)
-    return KeyDetail(**KeyOut.of(usage.key).model_dump(), usage=KeyUsageOut.of(usage))
+    return KeyDetail(**_values(usage.key), usage=KeyUsageOut.of(usage))
 
 
-@router.patch("/keys/{key_id}", response_model=KeyOut, summary="Change a key's name, models or limits")
-async def update_key(key_id: KeyId, body: Annotated[KeyUpdate, Body()], accounts: AccountsDep) -> KeyOut:
-    return KeyOut.of(await accounts.update_key(key_id, **body.model_dump(exclude_unset=True)))
+@router.patch("/keys/{key_id}", response_model=Key, summary="Change a key's name, models or limits")
+async def update_key(key_id: KeyId, body: Annotated[KeyUpdate, Body()], accounts: AccountsDep) -> Key:
+    return await accounts.update_key(key_id, **body.model_dump(exclude_unset=True))
 
 
-@router.delete("/keys/{key_id}", response_model=KeyOut, summary="Revoke a key (for good, on every replica)")
-async def revoke_key(key_id: KeyId, accounts: AccountsDep) -> KeyOut:
-    return KeyOut.of(await accounts.revoke_key(key_id))
-
-
-class HoldOut(BaseModel):
-    """What one call in flight holds of its key."""
-
-    request_id: str = Field(description="The call's `x-request-id`.")
-    amount: Money
-    tokens: int = Field(description="Tokens reserved in the key's rate window.")
-    replica: str = Field(description="The server whose call placed it: host:pid:boot.")
-    created_at: dt.datetime
-    deadline: dt.datetime = Field(description="When a sweep releases it, if its call has not settled.")
-    age_seconds: float
-
-    @classmethod
-    def of(cls, held: Held) -> HoldOut:
-        return cls(**asdict(held))
+@router.delete("/keys/{key_id}", response_model=Key, summary="Revoke a key (for good, on every replica)")
+async def revoke_key(key_id: KeyId, accounts: AccountsDep) -> Key:
+    return await accounts.revoke_key(key_id)
 
 
 class KeyHolds(BaseModel):
-    key: KeyOut
-    data: list[HoldOut] = Field(description="Oldest first.")
+    key: Key
+    data: list[Held] = Field(description="Oldest first.")
 
 
 class HoldRelease(BaseModel):
@@ -295,14 +274,14 @@ class HoldRelease(BaseModel):
 
 
 class Released(BaseModel):
-    key: KeyOut = Field(description="The key after the release.")
-    released: list[HoldOut]
+    key: Key = Field(description="The key after the release.")
+    released: list[Held]
 
 
 @router.get("/keys/{key_id}/holds", response_model=KeyHolds, summary="What a key's calls in flight hold")
 async def key_holds(key_id: KeyId, accounts: AccountsDep) -> KeyHolds:
     key, held = await accounts.holds(key_id)
-    return KeyHolds(key=KeyOut.of(key), data=[HoldOut.of(item) for item in held])
+    return KeyHolds(key=key, data=held)
 
 
 @router.post(
@@ -314,10 +293,14 @@ async def release_holds(
     key_id: KeyId, accounts: AccountsDep, body: Annotated[HoldRelease | None, Body()] = None
 ) -> Released:
     key, released = await accounts.release_holds(key_id, body.request_id if body else None)
-    return Released(key=KeyOut.of(key), released=[HoldOut.of(item) for item in released])
+    return Released(key=key, released=released)
 
 
 # -- /admin/usage ----------------------------------------------------------------------------------
+
+
+# How /admin/usage and /v1/usage read a time: the same as the CLI's --since and --until.
+_TIME = "An ISO date or time (UTC unless it says: 2027-01-01T12:00:00Z), or how long ago (7d, 12h, 30m)."
 
 
 @router.get(
@@ -330,8 +313,8 @@ async def usage(
     accounts: AccountsDep,
     key: Annotated[str | None, Query(description="A key's id or prefix.")] = None,
     model: Annotated[str | None, Query(description="A model, as asked or as it answered.")] = None,
-    since: Annotated[dt.datetime | None, Query(description="From this time (UTC), included.")] = None,
-    until: Annotated[dt.datetime | None, Query(description="To this time (UTC), excluded.")] = None,
+    since: Annotated[str | None, Query(description=f"From this time, included. {_TIME}")] = None,
+    until: Annotated[str | None, Query(description=f"To this time, excluded. {_TIME}")] = None,
     by: Annotated[Grouping | None, Query(description="Group by key, model or day (UTC).")] = None,
     output: Annotated[
         Literal["json", "csv"],
@@ -342,15 +325,16 @@ async def usage(
         ),
     ] = "json",
 ) -> Any:
+    start, end = parse_time(since, "since"), parse_time(until, "until")
     if output == "json":
-        return UsageOut.of(await accounts.usage(key=key, model=model, since=since, until=until, by=by))
+        return UsageOut.of(await accounts.usage(key=key, model=model, since=start, until=end, by=by))
     lines: AsyncIterator[str] | Iterator[str]
     if by is not None:
-        report = await accounts.usage(key=key, model=model, since=since, until=until, by=by)
+        report = await accounts.usage(key=key, model=model, since=start, until=end, by=by)
         lines = group_lines(by, report.groups)
     else:
         # Every row, read from the ledger a page at a time while it is sent: no cap, bounded memory.
-        lines = call_lines(await accounts.call_pages(key=key, model=model, since=since, until=until))
+        lines = call_lines(await accounts.call_pages(key=key, model=model, since=start, until=end))
     filename = f"rerankd-usage{'-by-' + by if by else ''}.csv"
     return StreamingResponse(
         lines,
@@ -377,11 +361,9 @@ async def own_usage(
     request: Request,
     service: ServiceDep,
     since: Annotated[
-        dt.datetime | None, Query(description="From this time (UTC), included; default: 30 days ago.")
+        str | None, Query(description=f"From this time, included; default: 30 days ago. {_TIME}")
     ] = None,
-    until: Annotated[
-        dt.datetime | None, Query(description="To this time (UTC), excluded; default: now.")
-    ] = None,
+    until: Annotated[str | None, Query(description=f"To this time, excluded; default: now. {_TIME}")] = None,
 ) -> SelfUsage:
     who = caller(request)
     if who.key_id is None:
@@ -390,9 +372,8 @@ async def own_usage(
             "for a managed key (rk-...) to see its budget and usage here"
         )
     accounts = accounts_of(service)
-    if since is None:
-        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
-    usage = await accounts.key_usage(who.key_id, since=since, until=until)
+    start = parse_time(since, "since") or dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    usage = await accounts.key_usage(who.key_id, since=start, until=parse_time(until, "until"))
     key = usage.key
     return SelfUsage(
         name=key.name,

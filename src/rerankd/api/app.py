@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import rerankd
+from rerankd import access
 from rerankd.api.bounds import UnknownFields
 from rerankd.api.common import ClientGone
 from rerankd.api.routing import error_body_for, include_routes, route_not_found
@@ -38,6 +39,7 @@ from rerankd.web import include_pages
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("rerankd.access")
 
 
 class _BodyTooLarge(Exception):
@@ -67,6 +69,36 @@ class RequestId:
             await send(message)
 
         await self.app(scope, receive, with_id)
+
+
+class AccessLog:
+    """One access line per request (``--log-format json``): the request and, for rerank calls, what the
+    service noted of it (``rerankd.access``), logged on ``rerankd.access`` once the answer is sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record = access.AccessRecord(scope["state"]["request_id"], scope["method"], scope["path"])
+        began = time.perf_counter()
+
+        async def noting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record.status = int(message["status"])
+            await send(message)
+
+        try:
+            with access.recording(record):
+                await self.app(scope, receive, noting)
+        finally:
+            record.seconds = round(time.perf_counter() - began, 6)
+            record.status = record.status or 499  # no answer started: the client went away first
+            access_log.info(
+                "%s %s %d", record.method, record.path, record.status, extra={"access": record.fields()}
+            )
 
 
 class RequestGuard:
@@ -186,6 +218,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The database migrated, holds past their deadline released (and swept from now on), models preloaded.
         await runtime.start()
+        if settings.require_ready:
+            readiness = await runtime.readiness()
+            if not readiness.ready:
+                # uvicorn reports a failed start-up and exits non-zero: what require_ready asks for.
+                await runtime.stop()
+                raise RuntimeError("require_ready: not ready: " + "; ".join(readiness.reasons))
         if not settings.api_keys and not settings.admin_keys and not settings.metered:
             log.warning("no api_keys configured: every client is accepted without authentication")
         yield
@@ -206,6 +244,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = runtime.metrics
+    app.state.runtime = runtime
     app.state.service = runtime.service
     app.state.unknown_fields = UnknownFields()
     app.state.started_at = time.time()
@@ -213,5 +252,7 @@ def create_app(settings: Settings) -> FastAPI:
     include_pages(app)
     _install_error_handlers(app)
     app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes)
+    if settings.log_format == "json":
+        app.add_middleware(AccessLog)  # inside RequestId: it knows the request's id
     app.add_middleware(RequestId)  # outermost: every answer carries its id
     return app

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, all_if_zero, span_of
+from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, ranked
 from rerankd.errors import InvalidRequest
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
@@ -53,17 +53,14 @@ class CohereV1Request(DialectRequest):
     overlap_tokens: int | None = Field(default=None, ge=0)
 
     def to_internal(self, default_model: str) -> RerankRequest:
-        return RerankRequest(
-            model=self.model or default_model,
-            query=self.query,
-            documents=tuple(document_text(doc, i, self.rank_fields) for i, doc in enumerate(self.documents)),
-            top_n=all_if_zero(self.top_n),
-            return_documents=self.return_documents,
-            raw_scores=self.raw_scores,
+        return self.internal(
+            self.model or default_model,
+            self.query,
+            [document_text(doc, i, self.rank_fields) for i, doc in enumerate(self.documents)],
+            self.top_n,
+            self.return_documents,
             options=ScoreOptions(
-                instruction=self.instruction,
-                max_chunks_per_doc=self.max_chunks_per_doc,
-                overlap_tokens=self.overlap_tokens,
+                max_chunks_per_doc=self.max_chunks_per_doc, overlap_tokens=self.overlap_tokens
             ),
         )
 
@@ -77,14 +74,13 @@ class CohereV2Request(DialectRequest):
     return_documents: bool = False
 
     def to_internal(self, default_model: str) -> RerankRequest:
-        return RerankRequest(
-            model=self.model,
-            query=self.query,
-            documents=tuple(document_text(doc, i, None) for i, doc in enumerate(self.documents)),
-            top_n=all_if_zero(self.top_n),
-            return_documents=self.return_documents,
-            raw_scores=self.raw_scores,
-            options=ScoreOptions(max_tokens_per_doc=self.max_tokens_per_doc, instruction=self.instruction),
+        return self.internal(
+            self.model,
+            self.query,
+            [document_text(doc, i, None) for i, doc in enumerate(self.documents)],
+            self.top_n,
+            self.return_documents,
+            options=ScoreOptions(max_tokens_per_doc=self.max_tokens_per_doc),
         )
 
 
@@ -121,20 +117,14 @@ class CohereResponse(BaseModel):
 
 
 def render(response: RerankResponse, documents: list[Document], version: str) -> CohereResponse:
-    results = []
-    for item in response.results:
-        document = None
-        if item.document is not None:
-            original = documents[item.index]
-            document = {"text": original} if isinstance(original, str) else original
-        results.append(
-            CohereResult(
-                index=item.index, relevance_score=item.relevance_score, document=document, span=span_of(item)
-            )
-        )
+    def echoed(text: str, index: int) -> dict[str, Any]:
+        """The document as the client sent it (an object with all its fields), a string as ``{text}``."""
+        original = documents[index]
+        return {"text": original} if isinstance(original, str) else original
+
     return CohereResponse(
         id=str(uuid.uuid4()),
-        results=results,
+        results=ranked(response, CohereResult, echoed),
         meta=CohereMeta(
             api_version=CohereApiVersion(version=version),
             billed_units=CohereBilledUnits(search_units=response.search_units),

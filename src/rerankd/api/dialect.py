@@ -4,13 +4,16 @@ A dialect module declares a :class:`Dialect`: its request model (which converts 
 :class:`~rerankd.types.RerankRequest`), its response model and ``render`` (which builds that model from
 the internal response), its paths and its error shape. :func:`endpoint_for` turns the record into a
 FastAPI endpoint; the response model documented in ``/openapi.json`` is the one the endpoint sends.
+
+What the dialects share is here: :meth:`DialectRequest.internal` builds the internal request from the
+fields every API has under some name, and :func:`ranked` renders the results in a dialect's own model.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
@@ -30,7 +33,7 @@ from rerankd.api.common import (
 )
 from rerankd.errors import ERROR_SHAPES, ErrorShape, MalformedBody
 from rerankd.serving.service import Delivery, RerankService
-from rerankd.types import CallContext, RankedDocument, RerankRequest, RerankResponse
+from rerankd.types import CallContext, RankedDocument, RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = [
     "SPAN_DESCRIPTION",
@@ -43,6 +46,7 @@ __all__ = [
     "answer",
     "endpoint_for",
     "error_responses",
+    "ranked",
     "route_options",
     "span_of",
     "text_of",
@@ -70,6 +74,33 @@ class DialectRequest(BaseModel):
     def to_internal(self, default_model: str) -> RerankRequest:
         """The internal request; ``default_model`` answers requests that name no model."""
         raise NotImplementedError
+
+    def internal(
+        self,
+        model: str,
+        query: str | TextDocument,
+        documents: Iterable[str | TextDocument],
+        top: int | None,
+        return_documents: bool,
+        *,
+        retries: int = 0,
+        options: ScoreOptions | None = None,
+    ) -> RerankRequest:
+        """The internal request from the fields every dialect has under some name (texts or ``{text}``
+        objects; a top count of 0 meaning all) and from this class's own fields, with ``options`` the
+        dialect's own scoring options."""
+        return RerankRequest(
+            model=model,
+            query=text_of(query),
+            documents=tuple(text_of(document) for document in documents),
+            top_n=all_if_zero(top),
+            return_documents=return_documents,
+            raw_scores=self.raw_scores,
+            retries=retries,
+            options=replace(
+                options or ScoreOptions(), instruction=self.instruction, return_spans=self.return_spans
+            ),
+        )
 
 
 class TextDocument(BaseModel):
@@ -109,6 +140,37 @@ def text_of(document: str | TextDocument) -> str:
 def all_if_zero(top: int | None) -> int | None:
     """Clients send 0 or null for "all of them"; a negative count is left for the service to refuse."""
     return None if top == 0 else top
+
+
+def _as_sent(text: str, index: int) -> Any:
+    return text
+
+
+Result = TypeVar("Result", bound=BaseModel)
+
+
+def ranked(
+    response: RerankResponse,
+    result: type[Result],
+    document: Callable[[str, int], Any] = _as_sent,
+    *,
+    score_field: str = "relevance_score",
+    document_field: str = "document",
+) -> list[Result]:
+    """The results, best first, in a dialect's result model: the index, the score, the document when the
+    caller asked for it back (as ``document`` makes it from the text and the index) and the span when
+    asked. The model's field order, not this one, orders the JSON."""
+    return [
+        result.model_validate(
+            {
+                "index": item.index,
+                score_field: item.relevance_score,
+                document_field: None if item.document is None else document(item.document, item.index),
+                "span": span_of(item),
+            }
+        )
+        for item in response.results
+    ]
 
 
 Body = TypeVar("Body", bound=DialectRequest)
@@ -178,8 +240,6 @@ async def answer(dialect: Dialect[Body], body: Body, request: Request) -> Respon
     log_unknown_fields(request, dialect.name, body)
     service: RerankService = request.app.state.service
     context = CallContext(caller(request), request_id(request), request.url.path, dialect.name)
-    if body.return_spans:  # every dialect takes it: set here, not in each dialect's conversion
-        internal = replace(internal, options=replace(internal.options, return_spans=True))
     _check_encodable(body.model_dump(), "")  # echoed fields too: an answer that cannot be sent is a 400 now
 
     def render(response: RerankResponse) -> bytes:

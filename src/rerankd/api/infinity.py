@@ -10,17 +10,8 @@ import uuid
 
 from pydantic import BaseModel, Field
 
-from rerankd.api.dialect import (
-    SPAN_DESCRIPTION,
-    Dialect,
-    DialectRequest,
-    ResultSpan,
-    TextDocument,
-    all_if_zero,
-    span_of,
-    text_of,
-)
-from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
+from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, TextDocument, ranked
+from rerankd.types import RerankRequest, RerankResponse
 
 __all__ = ["DIALECT", "InfinityRerankRequest"]
 
@@ -33,14 +24,8 @@ class InfinityRerankRequest(DialectRequest):
     return_documents: bool = False
 
     def to_internal(self, default_model: str) -> RerankRequest:
-        return RerankRequest(
-            model=self.model or default_model,
-            query=self.query,
-            documents=tuple(text_of(doc) for doc in self.documents),
-            top_n=all_if_zero(self.top_n),
-            return_documents=self.return_documents,
-            raw_scores=self.raw_scores,
-            options=ScoreOptions(instruction=self.instruction),
+        return self.internal(
+            self.model or default_model, self.query, self.documents, self.top_n, self.return_documents
         )
 
 
@@ -68,15 +53,7 @@ class InfinityResponse(BaseModel):
 def render(response: RerankResponse, body: InfinityRerankRequest) -> InfinityResponse:
     tokens = response.usage.total_tokens
     return InfinityResponse(
-        results=[
-            InfinityResult(
-                index=item.index,
-                relevance_score=item.relevance_score,
-                document=item.document,
-                span=span_of(item),
-            )
-            for item in response.results
-        ],
+        results=ranked(response, InfinityResult),
         model=response.model,
         usage=InfinityUsage(prompt_tokens=tokens, total_tokens=tokens),
         id=f"infinity-{uuid.uuid4()}",

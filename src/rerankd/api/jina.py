@@ -7,17 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from rerankd.api.dialect import (
-    SPAN_DESCRIPTION,
-    Dialect,
-    DialectRequest,
-    ResultSpan,
-    TextDocument,
-    all_if_zero,
-    span_of,
-    text_of,
-)
-from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
+from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, TextDocument, ranked
+from rerankd.types import RerankRequest, RerankResponse
 
 __all__ = ["DIALECT", "JinaRerankRequest"]
 
@@ -30,15 +21,7 @@ class JinaRerankRequest(DialectRequest):
     return_documents: bool = True
 
     def to_internal(self, default_model: str) -> RerankRequest:
-        return RerankRequest(
-            model=self.model,
-            query=text_of(self.query),
-            documents=tuple(text_of(doc) for doc in self.documents),
-            top_n=all_if_zero(self.top_n),
-            return_documents=self.return_documents,
-            raw_scores=self.raw_scores,
-            options=ScoreOptions(instruction=self.instruction),
-        )
+        return self.internal(self.model, self.query, self.documents, self.top_n, self.return_documents)
 
 
 class JinaResult(BaseModel):
@@ -62,15 +45,7 @@ def render(response: RerankResponse, body: JinaRerankRequest) -> JinaResponse:
     return JinaResponse(
         model=response.model,
         usage=JinaUsage(total_tokens=response.usage.total_tokens),
-        results=[
-            JinaResult(
-                index=item.index,
-                relevance_score=item.relevance_score,
-                document=None if item.document is None else TextDocument(text=item.document),
-                span=span_of(item),
-            )
-            for item in response.results
-        ],
+        results=ranked(response, JinaResult, lambda text, _: TextDocument(text=text)),
     )
 
 

@@ -11,16 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rerankd.api.dialect import (
-    SPAN_DESCRIPTION,
-    Dialect,
-    DialectRequest,
-    ResultSpan,
-    TextDocument,
-    all_if_zero,
-    span_of,
-    text_of,
-)
+from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, TextDocument, ranked
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["DIALECT", "SeedRerankRequest", "SeedRerankResponse"]
@@ -55,18 +46,15 @@ class SeedRerankRequest(DialectRequest):
     )
 
     def to_internal(self, default_model: str) -> RerankRequest:
-        return RerankRequest(
-            model=self.model,
-            query=self.query,
-            documents=tuple(text_of(doc) for doc in self.documents),
-            top_n=all_if_zero(self.top_n),
-            return_documents=self.return_documents,
-            raw_scores=self.raw_scores,
+        return self.internal(
+            self.model,
+            self.query,
+            self.documents,
+            self.top_n,
+            self.return_documents,
             retries=self.retries,
             options=ScoreOptions(
-                instruction=self.instruction,
-                max_chunks_per_doc=self.max_chunks_per_doc,
-                overlap_tokens=self.overlap_tokens,
+                max_chunks_per_doc=self.max_chunks_per_doc, overlap_tokens=self.overlap_tokens
             ),
         )
 
@@ -105,15 +93,7 @@ class SeedRerankResponse(BaseModel):
 def render(response: RerankResponse, body: SeedRerankRequest) -> SeedRerankResponse:
     return SeedRerankResponse(
         model=response.model,
-        results=[
-            SeedResult(
-                index=item.index,
-                relevance_score=item.relevance_score,
-                document=item.document,
-                span=span_of(item),
-            )
-            for item in response.results
-        ],
+        results=ranked(response, SeedResult),
         usage=SeedUsage(
             total_tokens=response.usage.total_tokens,
             query_tokens=response.usage.query_tokens,

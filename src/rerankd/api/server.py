@@ -1,4 +1,7 @@
-"""The dialect-free routes: ``/health`` (no auth), ``/v1/models`` and ``/metrics``.
+"""The dialect-free routes: ``/health`` and ``/ready`` (no auth), ``/v1/models`` and ``/metrics``.
+
+``/health`` is liveness: the process answers. ``/ready`` (``/readyz``, as Kubernetes spells it) is 200 only
+when every preloaded model is ready and the database answers, else 503 with the reasons.
 
 Tenants are kept apart: a client key's ``/v1/models`` lists the models it may use and what it needs to
 call them, never how the server reaches them (upstream URL, key variable, source) nor state that counts
@@ -12,6 +15,7 @@ from dataclasses import asdict
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from rerankd.api.common import ServiceDep, caller, require_metrics, require_reader
@@ -114,6 +118,36 @@ class ModelList(BaseModel):
 async def health(service: ServiceDep) -> Health:
     views = service.models()
     return Health(models_ready=sum(view.status == "ready" for view in views), models_configured=len(views))
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "not_ready"]
+    reasons: list[str] = Field(description="What is not ready, one line each (empty when ready).")
+    models: dict[str, str] = Field(description="Each preloaded model and its status.")
+    database: Literal["ok", "unreachable", "none"] = Field(description="`none`: no database configured.")
+
+
+async def ready(request: Request) -> JSONResponse:
+    state = await request.app.state.runtime.readiness()
+    body = Ready(
+        status="ready" if state.ready else "not_ready",
+        reasons=list(state.reasons),
+        models=state.models,
+        database=state.database,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if state.ready else 503)
+
+
+for _path in ("/ready", "/readyz"):
+    router.add_api_route(
+        _path,
+        ready,
+        methods=["GET"],
+        tags=["server"],
+        summary="Readiness (no auth): 200 when every preloaded model is ready and the database answers",
+        response_model=Ready,
+        responses={503: {"model": Ready, "description": "Not ready: `reasons` says why"}},
+    )
 
 
 @router.get(

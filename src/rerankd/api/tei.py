@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, RootModel
 
 import rerankd
 from rerankd.api.common import ServiceDep, caller, default_model, require_reader
-from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, all_if_zero, span_of
+from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, ranked
 from rerankd.types import LongDocuments, RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["DIALECT", "INFO_ROUTE", "TeiRerankRequest", "info"]
@@ -43,14 +43,13 @@ class TeiRerankRequest(DialectRequest):
         cut: LongDocuments = (
             "truncate_end" if self.truncation_direction.lower() == "right" else "truncate_start"
         )
-        return RerankRequest(
-            model=self.model or default_model,
-            query=self.query,
-            documents=tuple(self.texts),
-            top_n=all_if_zero(self.top_n if self.top_n is not None else self.top_k),
-            return_documents=self.return_text,
-            raw_scores=self.raw_scores,
-            options=ScoreOptions(long_documents=cut if self.truncate else None, instruction=self.instruction),
+        return self.internal(
+            self.model or default_model,
+            self.query,
+            self.texts,
+            self.top_n if self.top_n is not None else self.top_k,
+            self.return_text,
+            options=ScoreOptions(long_documents=cut if self.truncate else None),
         )
 
 
@@ -66,12 +65,7 @@ class TeiRanking(RootModel[list[TeiRank]]):
 
 
 def render(response: RerankResponse, body: TeiRerankRequest) -> TeiRanking:
-    return TeiRanking(
-        [
-            TeiRank(index=item.index, score=item.relevance_score, text=item.document, span=span_of(item))
-            for item in response.results
-        ]
-    )
+    return TeiRanking(ranked(response, TeiRank, score_field="score", document_field="text"))
 
 
 def usage_headers(response: RerankResponse, body: TeiRerankRequest) -> dict[str, str]:

@@ -10,16 +10,7 @@ import uuid
 
 from pydantic import BaseModel, Field
 
-from rerankd.api.dialect import (
-    SPAN_DESCRIPTION,
-    Dialect,
-    DialectRequest,
-    ResultSpan,
-    TextDocument,
-    all_if_zero,
-    span_of,
-    text_of,
-)
+from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, TextDocument, ranked
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["DIALECT", "VllmRerankRequest"]
@@ -35,18 +26,13 @@ class VllmRerankRequest(DialectRequest):
 
     def to_internal(self, default_model: str) -> RerankRequest:
         limit = self.truncate_prompt_tokens
-        return RerankRequest(
-            model=self.model or default_model,
-            query=text_of(self.query),
-            documents=tuple(text_of(doc) for doc in self.documents),
-            top_n=all_if_zero(self.top_n),
-            return_documents=self.return_documents,
-            raw_scores=self.raw_scores,
-            options=ScoreOptions(
-                long_documents="truncate_end" if limit else None,
-                max_tokens_per_doc=limit,
-                instruction=self.instruction,
-            ),
+        return self.internal(
+            self.model or default_model,
+            self.query,
+            self.documents,
+            self.top_n,
+            self.return_documents,
+            options=ScoreOptions(long_documents="truncate_end" if limit else None, max_tokens_per_doc=limit),
         )
 
 
@@ -75,15 +61,7 @@ def render(response: RerankResponse, body: VllmRerankRequest) -> VllmResponse:
         id=f"rerank-{uuid.uuid4().hex}",
         model=response.model,
         usage=VllmUsage(prompt_tokens=tokens, total_tokens=tokens),
-        results=[
-            VllmResult(
-                index=item.index,
-                document=None if item.document is None else TextDocument(text=item.document),
-                relevance_score=item.relevance_score,
-                span=span_of(item),
-            )
-            for item in response.results
-        ],
+        results=ranked(response, VllmResult, lambda text, _: TextDocument(text=text)),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, all_if_zero, span_of
+from rerankd.api.dialect import SPAN_DESCRIPTION, Dialect, DialectRequest, ResultSpan, ranked
 from rerankd.types import RerankRequest, RerankResponse, ScoreOptions
 
 __all__ = ["DIALECT", "VoyageRerankRequest"]
@@ -23,16 +23,13 @@ class VoyageRerankRequest(DialectRequest):
     truncation: bool = True
 
     def to_internal(self, default_model: str) -> RerankRequest:
-        return RerankRequest(
-            model=self.model,
-            query=self.query,
-            documents=tuple(self.documents),
-            top_n=all_if_zero(self.top_k),
-            return_documents=self.return_documents,
-            raw_scores=self.raw_scores,
-            options=ScoreOptions(
-                long_documents=None if self.truncation else "error", instruction=self.instruction
-            ),
+        return self.internal(
+            self.model,
+            self.query,
+            self.documents,
+            self.top_k,
+            self.return_documents,
+            options=ScoreOptions(long_documents=None if self.truncation else "error"),
         )
 
 
@@ -56,15 +53,7 @@ class VoyageResponse(BaseModel):
 
 def render(response: RerankResponse, body: VoyageRerankRequest) -> VoyageResponse:
     return VoyageResponse(
-        data=[
-            VoyageResult(
-                index=item.index,
-                relevance_score=item.relevance_score,
-                document=item.document,
-                span=span_of(item),
-            )
-            for item in response.results
-        ],
+        data=ranked(response, VoyageResult),
         model=response.model,
         usage=VoyageUsage(total_tokens=response.usage.total_tokens),
     )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from rerankd.spec import Availability
 
@@ -48,7 +50,49 @@ def resolve_source(spec: TransformerSpec) -> str:
             ) from exc
     source = os.path.expanduser(source)
     require_local_folder(source)
+    if not _looks_local(source):
+        require_reachable_hub(source, spec.revision)
     return source
+
+
+# How long a load waits to learn that the hub cannot be reached, before transformers' own retries (which
+# took 47 s and a hundred log lines offline) would begin.
+HUB_CONNECT_SECONDS = 3.0
+
+
+def _offline() -> bool:
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes") for name in _OFFLINE_VARIABLES)
+
+
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def require_reachable_hub(source: str, revision: str | None) -> None:
+    """A hub model that is not in the local cache needs the hub: fail within seconds, saying how to fix
+    it, when the hub cannot be reached (offline, its files must already be cached: transformers says so
+    itself at once). Behind a proxy the probe is left to the HTTP client."""
+    if _offline() or any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return
+    if isinstance(try_to_load_from_cache(source, "config.json", revision=revision), str):
+        return
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    parts = urlsplit(endpoint)
+    host, port = parts.hostname or "huggingface.co", parts.port or (80 if parts.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise FileNotFoundError(
+            f"{source} is not in the Hugging Face cache (HF_HOME: {_hf_home()}) and the hub ({endpoint}) "
+            f"cannot be reached ({exc.strerror or type(exc).__name__})"
+        ) from None
+
+
+def _hf_home() -> str:
+    return os.environ.get("HF_HOME") or os.path.expanduser("~/.cache/huggingface")
 
 
 def require_local_folder(source: str) -> None:
@@ -98,5 +142,6 @@ def load_failure_hint(spec: TransformerSpec, error: BaseException | None = None)
         return f"check that {source} holds a saved model (config.json, weights and tokenizer files)"
     return (
         f"download it where the hub is reachable (`hf download {source}`) and copy the Hugging Face cache "
-        "(~/.cache/huggingface) here, or set this model's `source` to a local folder holding it"
+        f"({_hf_home()}, or set HF_HOME to where it is) here, or set this model's `source` to a local folder "
+        "holding it; with HF_HUB_OFFLINE=1 a model missing from the cache fails at once"
     )

@@ -8,13 +8,13 @@ libraries (a server without them still serves its other models and says how to i
 from __future__ import annotations
 
 import importlib.util
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rerankd.backends.prompts import DEFAULT_PROMPT, PROMPT_PRESETS, YesNoPrompt
 from rerankd.backends.sources import check_available, load_failure_hint
-from rerankd.spec import Availability, ModelSpec
+from rerankd.spec import Availability, BatchSettings, ModelSpec
 from rerankd.types import LongDocuments, SpecSummary
 
 __all__ = ["Bm25Spec", "Fusion", "HybridComponent", "HybridSpec", "LlmRerankerSpec", "TransformerSpec"]
@@ -79,6 +79,17 @@ class TransformerSpec(ModelSpec):
 
     def load_hint(self, error: BaseException) -> str:
         return load_failure_hint(self, error)
+
+    def batch_settings(self) -> BatchSettings:
+        return BatchSettings(max_batch_tokens=self.max_batch_tokens, cache_bytes=int(self.cache_mb * 2**20))
+
+    def with_compute(self, dtype: str | None, cache_mb: float) -> Self:
+        update: dict[str, object] = {}
+        if dtype:
+            update["dtype"] = dtype
+        if self.cache_mb == 0 and cache_mb > 0:
+            update["cache_mb"] = cache_mb
+        return self.model_copy(update=update)
 
     def summary(self) -> SpecSummary:
         return SpecSummary(
@@ -172,6 +183,11 @@ class HybridSpec(ModelSpec):
         "`rerankd eval --tune` picks the method and weights on a collection.",
     )
     rrf_k: float = Field(default=60.0, gt=0, description="rrf's rank offset.")
+
+    @classmethod
+    def of(cls, spec: ModelSpec) -> HybridSpec | None:
+        """``spec`` as a hybrid's settings; None for other kinds (what ``rerankd eval --tune`` tunes)."""
+        return spec if isinstance(spec, cls) else None
 
     def requires(self) -> tuple[str, ...]:
         return tuple(component.model for component in self.components)

@@ -9,6 +9,8 @@ through the same code as the admin API (``rerankd.gateway.accounts``); each take
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -22,7 +24,38 @@ from rerankd.config import ConfigError, Settings, env_value, load_settings
 from rerankd.ray.options import add_ray_serve_options, options_of
 from rerankd.redaction import redact_logs
 
-__all__ = ["main"]
+__all__ = ["configure_logging", "main"]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, logger, message, and the fields an access line
+    carries (``extra={"access": {...}}``), the traceback as ``exception``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "access", None) or {})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str, format: str = "text") -> None:
+    """The server's log: one format, the configured level for every logger, secrets redacted."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
+    # The level is enforced at the handlers too: a library that pins its own logger's level (bm25s sets
+    # DEBUG when imported, then logs every index it builds) follows the configured one.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level.upper())
+    # Before uvicorn configures its loggers: the filters it finds there stay.
+    redact_logs()
 
 
 def serve_on_ray(settings: Settings, args: Any) -> int:
@@ -35,6 +68,17 @@ def serve_on_ray(settings: Settings, args: Any) -> int:
     return run_until_signalled(settings, options)
 
 
+def _environment() -> str:
+    """Every RERANKD_* variable the server reads, from the settings themselves (lists comma-separated)."""
+    names = ["RERANKD_CONFIG"]
+    for name, field in Settings.model_fields.items():
+        if name == "models":
+            continue  # only in the config file
+        listed = " (comma-separated)" if str(field.annotation).startswith("list[") else ""
+        names.append(f"RERANKD_{name.upper()}{listed}")
+    return ", ".join(names)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rerankd",
@@ -42,13 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         "cross-encoders, bi-encoders or BM25, behind the rerank APIs your clients already speak.",
         epilog="Without --config the built-in default serves `bm25` and `all-minilm-l6-v2` (no network "
         "needed) and declares hub cross-encoders that load on first use. Every setting is also an "
-        "environment variable RERANKD_<NAME>: RERANKD_CONFIG, RERANKD_HOST, RERANKD_PORT, RERANKD_LOG_LEVEL, "
-        "RERANKD_API_KEYS (comma-separated), RERANKD_MAX_DOCUMENTS, RERANKD_MAX_REQUEST_BYTES, "
-        "RERANKD_MAX_RETRIES, RERANKD_MAX_QUEUE_PAIRS, RERANKD_MAX_BATCH_TOKENS, RERANKD_MAX_BATCH_SIZE, "
-        "RERANKD_DATABASE_URL, RERANKD_ADMIN_KEYS (comma-separated), "
-        "RERANKD_METRICS_KEYS (comma-separated), RERANKD_HEADER_TIMEOUT, "
-        "RERANKD_BODY_TIMEOUT, RERANKD_KEEP_ALIVE_TIMEOUT, RERANKD_MAX_HEADER_BYTES, "
-        "RERANKD_MAX_CONNECTIONS. See `rerankd COMMAND --help`.",
+        f"environment variable RERANKD_<NAME>: {_environment()}. Models from the Hugging Face hub are "
+        "looked up in HF_HOME's cache (default ~/.cache/huggingface); HF_HUB_OFFLINE=1 never reaches for the "
+        "hub. See `rerankd COMMAND --help`.",
     )
     parser.add_argument("--version", action="version", version=f"rerankd {rerankd.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -69,6 +109,19 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         help="log verbosity [env RERANKD_LOG_LEVEL; default info]",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line with one access line per request "
+        "[env RERANKD_LOG_FORMAT; default text]",
+    )
+    serve.add_argument(
+        "--require-ready",
+        action="store_true",
+        default=None,
+        help="exit non-zero at start-up when a preloaded model fails to load or the database does not answer "
+        "[env RERANKD_REQUIRE_READY; default: serve what loaded, and say so on /ready]",
     )
     add_ray_serve_options(serve)
 
@@ -94,11 +147,8 @@ def _serve(settings: Settings) -> int:
     from rerankd.api.app import create_app
     from rerankd.api.connections import ConnectionLimits, connection_cap, guarded_protocol
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Before uvicorn configures its loggers: the filters it finds there stay.
-    redact_logs()
+    configure_logging(settings.log_level, settings.log_format)
+    json_log = settings.log_format == "json"
     max_connections, backlog = connection_cap(settings.max_connections)
     limits = ConnectionLimits(
         header_timeout=settings.header_timeout,
@@ -106,11 +156,15 @@ def _serve(settings: Settings) -> int:
         max_header_bytes=settings.max_header_bytes,
         max_connections=max_connections,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # JSON: uvicorn's loggers write through the root's JSON handler, and rerankd's access line (with
+        # what the call cost) replaces uvicorn's.
+        log_config=None if json_log else uvicorn.config.LOGGING_CONFIG,
+        access_log=not json_log,
         # The guarded h11 protocol bounds the head (h11's own bound must not be lower), adds timeouts
         # for heads and bodies and caps the connections.
         http=guarded_protocol(limits),
@@ -119,7 +173,13 @@ def _serve(settings: Settings) -> int:
         backlog=backlog,
         ws="none",  # no WebSocket routes: an Upgrade is an ordinary request
     )
-    return 0
+    # The port is bound before the models preload (uvicorn would bind it after): a port in use is
+    # reported at once (exit status 3), instead of after a minute of loading.
+    socket = config.bind_socket()
+    server = uvicorn.Server(config)
+    server.run(sockets=[socket])
+    # uvicorn stops without raising when the app's start-up fails (require_ready): exit non-zero then.
+    return 0 if server.started else 3
 
 
 async def _load_models(settings: Settings) -> dict[str, str | None]:
@@ -133,7 +193,7 @@ async def _load_models(settings: Settings) -> dict[str, str | None]:
     outcome: dict[str, str | None] = {}
     try:
         for spec in settings.models:
-            if kind_of(spec).remote:  # an upstream has nothing to load: it is called, not loaded
+            if kind_of(spec).shape != "local":  # an upstream or a hybrid has nothing of its own to load
                 continue
             try:
                 await runtime.pool.scorer(spec.name)
@@ -171,7 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
-            settings = load_settings(args.config, host=args.host, port=args.port, log_level=args.log_level)
+            settings = load_settings(
+                args.config,
+                host=args.host,
+                port=args.port,
+                log_level=args.log_level,
+                log_format=args.log_format,
+                require_ready=args.require_ready,
+            )
             return serve_on_ray(settings, args) if args.ray else _serve(settings)
         if args.command in ("keys", "usage", "db"):
             return manage(args)

@@ -109,20 +109,10 @@ def add_eval_command(commands: Any, config_help: str) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from rerankd.backends.specs import TransformerSpec
     from rerankd.kinds import model_spec
 
     base = load_settings(args.config)
-    models = []
-    for spec in base.models:
-        if isinstance(spec, TransformerSpec):
-            update: dict[str, Any] = {}
-            if args.dtype:
-                update["dtype"] = args.dtype
-            if spec.cache_mb == 0 and args.cache_mb > 0:
-                update["cache_mb"] = args.cache_mb
-            spec = spec.model_copy(update=update)
-        models.append(spec.model_dump())
+    models = [spec.with_compute(args.dtype, args.cache_mb).model_dump() for spec in base.models]
     for entry in args.api:
         name, _, rest = entry.partition("=")
         parts = rest.split(",")
@@ -217,7 +207,7 @@ async def _evaluate(
     runtime = Runtime.build(settings, metered=False)
     pool, service = runtime.pool, runtime.service
     specs = {name: pool.entry(name).spec for name in models}
-    hybrids = {name: spec for name, spec in specs.items() if isinstance(spec, HybridSpec)}
+    hybrids = {name: hybrid for name, spec in specs.items() if (hybrid := HybridSpec.of(spec)) is not None}
     scored: dict[tuple[str, str | None], Run] = {}
     jobs = [(model, mode) for model in models for mode in modes]
     if args.tune:  # a hybrid's components, scored once each for the tuning

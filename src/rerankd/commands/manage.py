@@ -10,7 +10,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, is_dataclass
@@ -190,20 +189,14 @@ class UsageError(Exception):
 
 
 def _when(text: str | None, flag: str) -> dt.datetime | None:
-    """A time flag: an ISO date or time (UTC unless it says), or how long ago (``7d``, ``12h``, ``30m``)."""
-    if text is None:
-        return None
-    ago = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", text)
-    if ago:
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[ago.group(2)]
-        return dt.datetime.now(dt.UTC) - dt.timedelta(**{unit: int(ago.group(1))})
+    """A time flag, read as the admin API reads one (``accounts.parse_time``)."""
+    from rerankd.errors import InvalidRequest
+    from rerankd.gateway.accounts import parse_time
+
     try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"{flag} {text!r} is not a date or time: use 2027-01-01, 2027-01-01T12:00:00Z or 7d"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return parse_time(text, flag)
+    except InvalidRequest as exc:
+        raise UsageError(exc.message) from None
 
 
 def _cleared(text: str | None, words: tuple[str, ...] = ("none", "null", "unlimited")) -> bool:
@@ -224,17 +217,14 @@ def _count(text: str, flag: str) -> int:
         raise UsageError(f"{flag} {text!r} is not a whole number") from None
 
 
-def _models_list(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
-
-
 def _key_changes(args: argparse.Namespace, *, update: bool) -> dict[str, Any]:
-    """The key fields the flags set (for update: only those given; 'none' clears)."""
+    """The key fields the flags set (for update: only those given; 'none' clears), parsed from text and
+    not checked: ``gateway.accounts`` checks them, as it does for the admin API."""
     changes: dict[str, Any] = {}
     if args.name is not None:
         changes["name"] = args.name
     if args.models is not None:
-        changes["models"] = None if update and args.models.strip() == "*" else _models_list(args.models)
+        changes["models"] = None if update and args.models.strip() == "*" else args.models.split(",")
     if args.budget is not None:
         changes["budget"] = None if update and _cleared(args.budget) else _amount(args.budget, "--budget")
     for flag in ("rpm", "tpm"):

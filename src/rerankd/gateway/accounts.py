@@ -13,17 +13,19 @@ Errors are the server's own (``rerankd.errors``): an unknown key is a 404, a bad
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from sqlalchemy import Engine
 
 from rerankd.errors import InvalidRequest, RerankdError, RouteNotFound
-from rerankd.gateway.money import from_nanos, to_nanos
+from rerankd.gateway.money import Money, from_nanos, to_nanos
 from rerankd.gateway.store import Store, holds, ledger
 from rerankd.gateway.store import keys as key_store
 
@@ -44,8 +46,11 @@ Grouping = Literal["key", "model", "day"]
 GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day")
 KeyState = key_store.KeyState
 
+# The key fields' rules, checked here only (for the admin API, the CLI and the Python API alike); the
+# admin API shows them in its OpenAPI document.
 _MAX_NANOS = 2**63 - 1  # what the database's BIGINT holds
 MAX_INTEGER = 2**31 - 1  # what the database's INTEGER holds: key ids, rpm, tpm
+MAX_NAME_CHARS = 200  # the key's name column
 _MAX_MODEL_CHARS = 200  # the ledger's and the model lists' text columns
 EXPORT_PAGE_SIZE = 1000  # ledger rows per query: what an export holds in memory at a time
 _EDITABLE = ("name", "models", "budget", "rpm", "tpm", "expires_at", "disabled")
@@ -66,6 +71,28 @@ class NoDatabase(RerankdError):
 
 
 # -- values ----------------------------------------------------------------------------------------
+
+
+_AGO = re.compile(r"\s*(\d+)\s*([dhm])\s*")
+
+
+def parse_time(text: str | None, field: str) -> dt.datetime | None:
+    """A time as the API and the CLI take it: an ISO date or time (UTC unless it says), or how long ago
+    (``7d``, ``12h``, ``30m``); None for none. A 422 naming ``field`` otherwise."""
+    if text is None or not text.strip():
+        return None
+    ago = _AGO.fullmatch(text)
+    if ago:
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[ago.group(2)]
+        return dt.datetime.now(dt.UTC) - dt.timedelta(**{unit: int(ago.group(1))})
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidRequest(
+            f"{field} {text[:64]!r} is not a date or time: use 2027-01-01, 2027-01-01T12:00:00Z, "
+            "or how long ago: 7d, 12h, 30m"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def as_utc(value: dt.datetime | dt.date | None) -> dt.datetime | None:
@@ -142,15 +169,21 @@ def _model_filter(model: str | None) -> str | None:
 class Key:
     """A managed key as operators and its holder see it: never its hash, never its plaintext."""
 
+    # The admin API answers with this class itself: its fields and their descriptions are the API's.
+
     id: int
     name: str
-    prefix: str
+    prefix: Annotated[
+        str, Field(description="The key's first characters: names it in lists, logs and the ledger.")
+    ]
     state: KeyState
-    models: tuple[str, ...] | None  # None: every model
-    budget: Decimal | None  # None: unlimited
-    spent: Decimal
-    reserved: Decimal  # held by calls in flight
-    remaining: Decimal | None  # budget - spent - reserved (never below 0); None: unlimited
+    models: Annotated[tuple[str, ...] | None, Field(description="Models the key may use; null: every model.")]
+    budget: Annotated[Money | None, Field(description="null: unlimited.")]
+    spent: Money
+    reserved: Annotated[Money, Field(description="Held by calls in flight.")]
+    remaining: Annotated[  # never below 0
+        Money | None, Field(description="budget - spent - reserved; null: unlimited.")
+    ]
     rpm: int | None
     tpm: int | None
     expires_at: dt.datetime | None
@@ -243,48 +276,39 @@ class KeyUsage:
 
 
 @dataclass(frozen=True, slots=True)
-class CallRow:
-    """One ledger row, for CSV export (money as a decimal, time as aware UTC)."""
+class CallRow(ledger.Call):
+    """One ledger row as reports show it: the record itself, its time aware UTC and its cost (``cost``)
+    an exact decimal."""
 
-    at: dt.datetime
-    request_id: str
-    key_id: int | None
-    key_label: str
-    route: str
-    dialect: str
-    model: str
-    served_by: str | None
-    status: int
-    documents: int
-    query_tokens: int
-    documents_tokens: int
-    total_tokens: int
-    search_units: int
-    cost: Decimal
-    latency_ms: float
-    attempts: int
+    @property
+    def cost(self) -> Decimal:
+        return from_nanos(self.cost_nanos)
 
     @classmethod
     def of(cls, call: ledger.Call) -> CallRow:
-        values = {name: getattr(call, name) for name in ledger.Call.__slots__ if name != "cost_nanos"}
-        values["at"] = _aware(call.at)
-        return cls(**values, cost=from_nanos(call.cost_nanos))
+        values = {field.name: getattr(call, field.name) for field in fields(ledger.Call)}
+        return cls(**{**values, "at": _aware(call.at) or call.at})
 
     @staticmethod
     def columns() -> list[str]:
-        return [field.name for field in fields(CallRow)]
+        """The CSV columns: the record's, its cost as the decimal ``cost``."""
+        return ["cost" if field.name == "cost_nanos" else field.name for field in fields(ledger.Call)]
 
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """What one call in flight holds of its key (see ``gateway.store.holds``)."""
+    """What one call in flight holds of its key."""
 
-    request_id: str
-    amount: Decimal
-    tokens: int  # reserved in the key's rate window
-    replica: str  # the server (host:pid:boot) whose call placed it
+    # A row of ``gateway.store.holds`` as reports and the admin API show it.
+
+    request_id: Annotated[str, Field(description="The call's `x-request-id`.")]
+    amount: Money
+    tokens: Annotated[int, Field(description="Tokens reserved in the key's rate window.")]
+    replica: Annotated[str, Field(description="The server whose call placed it: host:pid:boot.")]
     created_at: dt.datetime
-    deadline: dt.datetime  # after this, a sweep releases it
+    deadline: Annotated[
+        dt.datetime, Field(description="When a sweep releases it, if its call has not settled.")
+    ]
     age_seconds: float
 
     @classmethod
@@ -441,7 +465,7 @@ class Accounts:
         """API values as store columns, checked."""
         columns: dict[str, Any] = {}
         if "name" in values:
-            columns["name"] = _text(values["name"], "name", 200)
+            columns["name"] = _text(values["name"], "name", MAX_NAME_CHARS)
         if "models" in values:
             models = values["models"]
             if models is not None:

@@ -23,7 +23,7 @@ from rerankd.gateway.accounts import CallRow, UsageTotals
 
 __all__ = ["CALL_COLUMNS", "TOTAL_COLUMNS", "call_lines", "cell", "group_lines"]
 
-CALL_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(CallRow))
+CALL_COLUMNS: tuple[str, ...] = tuple(CallRow.columns())
 TOTAL_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(UsageTotals) if field.name != "group")
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -40,7 +40,7 @@ from rerankd.gateway.store import keys as key_store
 from rerankd.spec import Price
 from rerankd.types import ANONYMOUS, OPERATOR, CallContext, Caller, CallSize, RerankRequest, RerankResponse
 
-__all__ = ["Meter", "Tab", "bearer", "rate_headers", "replica_id", "search_units"]
+__all__ = ["Meter", "Tab", "bearer", "rate_headers", "replica_id"]
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,6 @@ log = logging.getLogger(__name__)
 def replica_id() -> str:
     """This server process, as its holds name it: host, pid, and a random boot id (pids are reused)."""
     return f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def search_units(inputs: int) -> int:
-    """Search units of a call that scored ``inputs`` (as ``RerankResponse.search_units`` counts them)."""
-    return max(1, -(-inputs // 100))
 
 
 def _matches(token: str, keys: Sequence[str]) -> bool:
@@ -204,7 +199,7 @@ class Meter:
 
     def cost(self, model: str, size: CallSize) -> int:
         price = self._price_of(model)
-        return price.cost_nanos(size.tokens, search_units(size.inputs)) if price else 0
+        return price.cost_of(size) if price else 0
 
     async def _place(self, tab: Tab, model: str, size: CallSize) -> None:
         """Admit ``tab``'s call at ``size`` and ``model``'s price: hold its cost and tokens, or change the
@@ -266,7 +261,7 @@ class Meter:
         left = max(0, record.budget_nanos - record.spent_nanos - record.reserved_nanos)
         cost = ""
         if nanos is not None and size is not None:
-            how = f"{size.tokens} tokens, {search_units(size.inputs)} search unit(s)"
+            how = f"{size.tokens} tokens, {size.search_units} search unit(s)"
             if size.estimated:
                 how = f"an estimate from about {how}; the real cost is settled after the answer"
             cost = f" this call costs {from_nanos(nanos)} ({how}), and"
@@ -296,9 +291,7 @@ class Meter:
         cost, fault = 0, None
         if response is not None:
             try:
-                cost = self.cost(
-                    response.model, CallSize(response.usage.total_tokens, response.scored_documents)
-                )
+                cost = self.cost(response.model, response.size)
             except (ArithmeticError, ValueError) as exc:  # an absurd usage that got this far
                 fault = UpstreamError(
                     f"model '{response.model}' reported a usage that cannot be priced: {exc}"
@@ -416,10 +409,22 @@ def rate_headers(caller: Caller, window: limits.Window | None, used_tokens: int 
     if window is None:
         return {}
     headers = {}
+    # Both limits count in the same one-minute window, so both reset when it ends (OpenAI's duration form).
+    reset = _duration(window.resets_in)
     if caller.rpm is not None:
         headers["x-ratelimit-limit-requests"] = str(caller.rpm)
         headers["x-ratelimit-remaining-requests"] = str(max(0, caller.rpm - window.requests))
+        headers["x-ratelimit-reset-requests"] = reset
     if caller.tpm is not None:
         headers["x-ratelimit-limit-tokens"] = str(caller.tpm)
         headers["x-ratelimit-remaining-tokens"] = str(max(0, caller.tpm - window.tokens - used_tokens))
+        headers["x-ratelimit-reset-tokens"] = reset
     return headers
+
+
+def _duration(seconds: float) -> str:
+    """A duration as OpenAI writes its reset headers: ``1s``, ``6m0s``, ``120ms``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest}s" if minutes else f"{rest}s"

@@ -4,10 +4,20 @@ nano-units inside (the database), so that sums of many small charges are exact."
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated
 
-__all__ = ["NANOS", "from_nanos", "to_nanos"]
+from pydantic import Field, PlainSerializer
+
+__all__ = ["NANOS", "Money", "from_nanos", "to_nanos"]
 
 NANOS = 1_000_000_000
+
+# An amount as answers carry it: JSON gets exact decimal text, never a float nor ``1E-8``.
+Money = Annotated[
+    Decimal,
+    PlainSerializer(lambda amount: format(amount, "f"), return_type=str, when_used="json"),
+    Field(description="An amount of the operator's currency, exact, as decimal text (never 1E-8)."),
+]
 
 
 def to_nanos(amount: Decimal | float | int | str) -> int:

@@ -29,6 +29,18 @@ class Metrics:
         )
         self.documents = Counter("rerankd_documents", "Documents scored.", ["model"], registry=r)
         self.tokens = Counter("rerankd_tokens", "Tokens scored (usage).", ["model"], registry=r)
+        self.cost = Counter(
+            "rerankd_cost",
+            "What calls were charged, in the operator's currency, by the model that answered.",
+            ["model"],
+            registry=r,
+        )
+        self.queue = Gauge(
+            "rerankd_queue_inputs",
+            "Inputs admitted and not yet computed, per local model (at the scrape).",
+            ["model"],
+            registry=r,
+        )
         self.latency = Histogram(
             "rerankd_request_seconds",
             "Time in the service per request.",

@@ -1,9 +1,11 @@
 """The configured models and their life cycle: declared, loading, ready, or failed (with why).
 
-Models load on first use (or at start-up with ``preload: true``), in a thread, once: concurrent
-first requests wait for the same load. Remote kinds (upstream providers) have nothing to load: their
-scorer is the HTTP client of the provider. A failed load is remembered with a message that says how
-to fix it, and retried by a request after ``load_retry_seconds``.
+Models load on first use (or at start-up with ``preload: true``), once: concurrent
+first requests wait for the same load. How a model is served follows its kind's shape
+(``rerankd.kinds``): a local model's backend is loaded in a thread, warmed up and put behind the
+scheduler; a remote one (an upstream provider) has nothing to load, its scorer being the provider's
+HTTP client; a composite one (a hybrid) scores through the pool's other models. A failed load is
+remembered with a message that says how to fix it, and retried by a request after ``load_retry_seconds``.
 
 The rest of the server sees models through :meth:`ModelPool.views`: read-only descriptions, never
 the scorers themselves.
@@ -17,10 +19,9 @@ import time
 from dataclasses import dataclass
 
 from rerankd.backends.base import BatchedBackend, DirectBackend
-from rerankd.backends.specs import TransformerSpec
 from rerankd.config import Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
-from rerankd.kinds import kind_of
+from rerankd.kinds import LocalKind, kind_of
 from rerankd.redaction import remember
 from rerankd.serving.batching import PassCost
 from rerankd.serving.metrics import Metrics
@@ -58,15 +59,15 @@ class ModelEntry:
 
 def _budget(spec: ModelSpec, settings: Settings, backend: BatchedBackend) -> int:
     """Padded tokens per pass: the model's setting, else the server's, else the device's default."""
-    return spec.summary().max_batch_tokens or settings.max_batch_tokens or backend.batch_tokens
+    return spec.batch_settings().max_batch_tokens or settings.max_batch_tokens or backend.batch_tokens
 
 
 def _load_and_warm_up(
-    spec: ModelSpec, settings: Settings
+    kind: LocalKind[ModelSpec], spec: ModelSpec, settings: Settings
 ) -> tuple[BatchedBackend | DirectBackend, PassCost | None]:
     """Load, then run one tiny pass so the first request does not pay for lazy initialisation, and
     measure what a forward pass costs on this device (for packing; None for direct backends)."""
-    backend: BatchedBackend | DirectBackend = kind_of(spec).load(spec)
+    backend = kind.load(spec)
     if not isinstance(backend, BatchedBackend):
         return backend, None
     backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
@@ -133,12 +134,12 @@ class ModelPool:
         log.info("loading model %r (%s from %s)", spec.name, spec.kind, spec.described())
         try:
             cost = None
-            if kind.composite:
+            if kind.shape == "composite":
                 scorer: Scorer = kind.load(spec, self.scorer)
-            elif kind.remote:
+            elif kind.shape == "remote":
                 scorer = kind.load(spec)
             else:
-                backend, cost = await asyncio.to_thread(_load_and_warm_up, spec, self.settings)
+                backend, cost = await asyncio.to_thread(_load_and_warm_up, kind, spec, self.settings)
                 scorer = self._local_scorer(spec, backend, cost)
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
@@ -147,8 +148,9 @@ class ModelPool:
                 f"model '{spec.name}' cannot be loaded from {spec.described()}: {reason}. "
                 f"To fix: {spec.load_hint(exc)}."
             )
-            # Once, with the traceback: the first line rarely says where a load went wrong.
-            log.error("%s", entry.error, exc_info=exc)
+            # Once, with the traceback: the first line rarely says where a load went wrong — but for files
+            # that are not there (a folder, a hub the machine cannot reach), where the message says it all.
+            log.error("%s", entry.error, exc_info=None if isinstance(exc, FileNotFoundError) else exc)
             raise ModelUnavailable(entry.error) from exc
         finally:
             entry.loading = None
@@ -177,7 +179,7 @@ class ModelPool:
                 max_pass_seconds=self.settings.max_pass_seconds,
                 observer=self.metrics.batch_observer(spec.name),
                 # Off unless the entry sets cache_mb; keyed by every setting of the entry (and precision).
-                cache_bytes=int(spec.cache_mb * 2**20) if isinstance(spec, TransformerSpec) else 0,
+                cache_bytes=spec.batch_settings().cache_bytes,
                 cache_identity=spec.model_dump_json(),
                 cache_observer=self.metrics.cache_observer(spec.name),
             )

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from rerankd.config import ConfigError, Settings, load_settings
-from rerankd.errors import InvalidRequest
+from rerankd.errors import InvalidRequest, settings_problems
 from rerankd.serving.runtime import Runtime
 from rerankd.types import Attempt, RankedDocument, RerankRequest, ScoreOptions, Usage
 
@@ -53,13 +53,6 @@ def _text(document: Document, position: int) -> str:
     raise InvalidRequest(
         f"document {position} is a {type(document).__name__}; give a string or a mapping with a `text` string"
     )
-
-
-def _settings_error(exc: ValidationError) -> ConfigError:
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-    )
-    return ConfigError(f"invalid settings: {problems}")
 
 
 class Reranker:
@@ -106,7 +99,7 @@ class Reranker:
         try:
             settings = Settings(**{"models": [entry], **server})
         except ValidationError as exc:
-            raise _settings_error(exc) from None
+            raise ConfigError(f"invalid settings: {settings_problems(exc)}") from None
         return cls(settings)
 
     # -- calls -------------------------------------------------------------------------------

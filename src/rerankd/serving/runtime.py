@@ -23,12 +23,27 @@ from rerankd.serving.metrics import Metrics
 from rerankd.serving.pool import ModelPool
 from rerankd.serving.service import RerankService, meter_for
 
-__all__ = ["SWEEP_SECONDS", "Runtime"]
+__all__ = ["SWEEP_SECONDS", "Readiness", "Runtime"]
 
 log = logging.getLogger(__name__)
 
 # How often a server gives back the money of holds past their deadline (a dead replica's calls).
 SWEEP_SECONDS = 30.0
+
+
+# A readiness probe that waits longer than this on the database calls it down.
+DATABASE_PROBE_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether this server can answer what it was configured for: every preloaded model ready and the
+    database answering. ``reasons`` say what is not, one line each."""
+
+    ready: bool
+    reasons: tuple[str, ...]
+    models: dict[str, str]  # preloaded model -> its status
+    database: str  # "ok", "unreachable" or "none" (no database configured)
 
 
 @dataclass
@@ -72,6 +87,28 @@ class Runtime:
             self._sweeping = None
         await self.pool.close()
         await self.meter.close()
+
+    async def readiness(self) -> Readiness:
+        """Preloaded models and the database, checked now (the database with a bounded wait)."""
+        reasons: list[str] = []
+        models: dict[str, str] = {}
+        for view in self.pool.views():
+            if not self.pool.entry(view.name).spec.preload:
+                continue  # loaded on first use: not loaded yet is not a fault
+            models[view.name] = view.status
+            if view.status != "ready":
+                reasons.append(
+                    f"model '{view.name}' is {view.status}" + (f": {view.error}" if view.error else "")
+                )
+        database = "none"
+        if self.meter.store is not None:
+            database = "ok"
+            try:
+                await asyncio.wait_for(self.meter.store.run(self.meter.store.ping), DATABASE_PROBE_SECONDS)
+            except Exception as exc:  # any failure to answer is the database being down, for a probe
+                database = "unreachable"
+                reasons.append(f"the database does not answer ({type(exc).__name__})")
+        return Readiness(not reasons, tuple(reasons), models, database)
 
     async def _sweep(self) -> None:
         while True:

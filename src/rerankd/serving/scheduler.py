@@ -1,8 +1,8 @@
-"""Scorers for local models: admission control, tokenization off the event loop, dynamic batching.
+"""Scorers for local models: a queue limit, tokenization off the event loop, dynamic batching.
 
 ``BatchingScorer`` serves a batched backend (cross- and bi-encoders):
 
-1. admission: a request's inputs are counted against ``max_queue_pairs``, and the queue's estimated
+1. the queue limit: a request's inputs are counted against ``max_queue_pairs``, and the queue's estimated
    work (pending inputs / measured rate) against ``max_queue_seconds``; over either bound it gets
    :class:`~rerankd.errors.Overloaded` (HTTP 429 with Retry-After) at once, before any work;
 2. tokenization runs on the scorer's tokenizer thread (so it overlaps the forward pass); the request's
@@ -15,12 +15,14 @@
    and so is a job still queued at its request's deadline (:mod:`rerankd.deadline`): it is answered
    :class:`~rerankd.errors.DeadlineExceeded` (503 with Retry-After) at the deadline, uncomputed.
 
-Admission also refuses (429) a request that the queue's estimated work would keep past its deadline. The
-estimate's rate is measured as inputs computed per second of the worker's busy wall time (packing, the
-passes, and whatever else takes the cores meanwhile), so it follows the speed the model really has now.
+The queue limit also refuses (429) a request that the queue's estimated work would keep past its
+deadline. The estimate's rate is measured as inputs computed per second of the worker's busy wall time
+(packing, the passes, and whatever else takes the cores meanwhile), so it follows the speed the model
+really has now. It is the model's own bound; the gateway's admission of a call against its key's
+limits and budget is ``admit`` (step 2).
 
 ``DirectScorer`` serves backends that score a whole request at once (bm25) on one thread, with the
-same admission control.
+same queue limit.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ T = TypeVar("T")
 WINDOW_BUDGETS = 4
 
 
-# Admission's rate is measured over about this many seconds of the worker's latest busy time.
+# The queue limit's rate is measured over about this many seconds of the worker's latest busy time.
 RATE_HORIZON = 1.0
 
 BatchObserver = Callable[[BatchStats], None]
@@ -97,8 +99,8 @@ def _size(prepared: Prepared, documents: int) -> CallSize:
     return CallSize(tokens, sum(prepared.chunks) if prepared.chunks else documents)
 
 
-class _Admission:
-    """Counts admitted inputs against a bound and estimates when a rejected caller should retry."""
+class _QueueLimit:
+    """Counts queued inputs against a bound and estimates when a rejected caller should retry."""
 
     def __init__(self, name: str, max_pending: int, max_wait: float) -> None:
         self.name = name
@@ -111,12 +113,12 @@ class _Admission:
         self._inputs = 0
         self._seconds = 0.0
 
-    def admit(self, count: int) -> None:
+    def enter(self, count: int) -> None:
         """Count ``count`` inputs in, or raise Overloaded: over the bounds, or (with the request's
         deadline set) when the queued work ahead and its own would not finish by the deadline."""
         left = deadlines.left()
         with self._lock:
-            # An empty queue always admits, so one request larger than the bounds is still served.
+            # An empty queue always takes a request, so one request larger than the bounds is still served.
             if not self.pending:
                 self.pending += count
                 return
@@ -236,7 +238,7 @@ class BatchingScorer:
         self.batch_overhead = batch_overhead
         # A bound on one pass's predicted seconds needs a cost measured in seconds.
         self.max_pass_cost = max_pass_seconds if isinstance(batch_overhead, PassCost) else math.inf
-        self._admission = _Admission(name, max_queue_pairs, max_queue_seconds)
+        self._queue_limit = _QueueLimit(name, max_queue_pairs, max_queue_seconds)
         self._observer = observer
         self._tokenizer = ThreadPoolExecutor(1, thread_name_prefix=f"tokenize-{name}")
         self._wakeup = threading.Condition()
@@ -248,7 +250,7 @@ class BatchingScorer:
 
     @property
     def pending(self) -> int:
-        return self._admission.pending
+        return self._queue_limit.pending
 
     def info(self) -> ScorerInfo:
         return ScorerInfo(
@@ -264,7 +266,7 @@ class BatchingScorer:
         if self._stopped:
             raise ModelUnavailable(f"model '{self.name}' is shutting down")
         count = len(documents) + 1  # an upper bound of inputs (pairs, or query + documents)
-        self._admission.admit(count)
+        self._queue_limit.enter(count)
         held = count
         cache = self._cache
 
@@ -286,14 +288,14 @@ class BatchingScorer:
                     self._cache_observer(lookup.hits, lookup.misses, cache.lru.bytes)
                 # Only the misses wait in the queue: the places of the hits are given back now.
                 keep = min(held, len(todo))
-                self._admission.release(held - keep)
+                self._queue_limit.release(held - keep)
                 held = keep
             job = _Job(todo, loop.create_future(), loop, enqueued=tokenized) if todo else None
             if job is not None:
                 self._enqueue(job)
             computed = await job.future if job is not None else []
         finally:
-            self._admission.release(held)
+            self._queue_limit.release(held)
         outputs = computed
         if cache is not None and lookup is not None:
             outputs = cache.complete(lookup, computed)
@@ -340,7 +342,7 @@ class BatchingScorer:
         _settle(job.future, self._late_error(job))
 
     def _late_error(self, job: _Job) -> DeadlineExceeded:
-        retry_after = self._admission.retry_after()
+        retry_after = self._queue_limit.retry_after()
         return DeadlineExceeded(
             f"model '{self.name}' did not reach this request before its deadline: {job.done} of its "
             f"{len(job.inputs)} inputs were computed, the rest dropped; the model has about "
@@ -386,7 +388,7 @@ class BatchingScorer:
             return window
 
     def _serve(self) -> None:
-        # The rate admission estimates with is inputs computed per second of busy wall time: each pass
+        # The rate the queue limit estimates with is inputs computed per second of busy wall time: each pass
         # counts from the end of the one before (or of an idle wait), so the time spent between passes
         # (packing, answering, a neighbour holding the cores) slows the estimate as it slows the queue.
         busy_since = time.perf_counter()
@@ -401,7 +403,7 @@ class BatchingScorer:
                 if live:
                     self._run_batch(live)
                     now = time.perf_counter()
-                    self._admission.observe(len(live), now - busy_since)
+                    self._queue_limit.observe(len(live), now - busy_since)
                     busy_since = now
 
     def _run_batch(self, entries: Sequence[tuple[_Job, int]]) -> None:
@@ -440,19 +442,19 @@ class BatchingScorer:
 
 
 class DirectScorer:
-    """Runs a direct backend on one thread per model, with the same admission control."""
+    """Runs a direct backend on one thread per model, with the same queue limit."""
 
     def __init__(
         self, name: str, backend: DirectBackend, *, max_queue_pairs: int, max_queue_seconds: float = math.inf
     ) -> None:
         self.name = name
         self.backend = backend
-        self._admission = _Admission(name, max_queue_pairs, max_queue_seconds)
+        self._queue_limit = _QueueLimit(name, max_queue_pairs, max_queue_seconds)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"model-{name}")
 
     @property
     def pending(self) -> int:
-        return self._admission.pending
+        return self._queue_limit.pending
 
     def info(self) -> ScorerInfo:
         return ScorerInfo()
@@ -460,7 +462,7 @@ class DirectScorer:
     async def score(
         self, query: str, documents: tuple[str, ...], options: ScoreOptions, admit: Admit | None = None
     ) -> ScoreResult:
-        self._admission.admit(len(documents))
+        self._queue_limit.enter(len(documents))
         try:
             loop = asyncio.get_running_loop()
             began = time.perf_counter()
@@ -473,8 +475,8 @@ class DirectScorer:
                 raise TransientFailure(f"model '{self.name}' failed while scoring: {exc}") from exc
             seconds = time.perf_counter() - began
         finally:
-            self._admission.release(len(documents))
-        self._admission.observe(len(documents), seconds)
+            self._queue_limit.release(len(documents))
+        self._queue_limit.observe(len(documents), seconds)
         if admit is not None:  # a direct backend counts as it scores: admitted before its answer is used
             await admit(CallSize(result.query_tokens + sum(result.document_tokens), len(documents)))
         return ScoreResult(
@@ -505,7 +507,7 @@ class DirectScorer:
         except TimeoutError:
             if not bound.expired():
                 raise
-            retry_after = self._admission.retry_after()
+            retry_after = self._queue_limit.retry_after()
             raise DeadlineExceeded(
                 f"model '{self.name}' did not reach this request before its deadline; the model has about "
                 f"{retry_after}s of work queued: retry after {retry_after}s",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
+from rerankd import access
 from rerankd import deadline as deadlines
 from rerankd.config import Settings
 from rerankd.errors import (
@@ -35,6 +36,7 @@ from rerankd.errors import (
 )
 from rerankd.gateway.accounts import Accounts
 from rerankd.gateway.metering import Meter, Tab
+from rerankd.gateway.money import NANOS, from_nanos
 from rerankd.gateway.store import Store, ledger
 from rerankd.redaction import redact
 from rerankd.serving.activation import activate
@@ -110,6 +112,23 @@ def _texts(request: RerankRequest) -> list[tuple[str, str]]:
     return texts
 
 
+def _note(call: ledger.Call, response: RerankResponse | None = None) -> None:
+    """What the access log says of this call, from its ledger row (the key's label, never the key)."""
+    record = access.current()
+    if record is None:
+        return
+    record.key, record.dialect, record.model, record.served_by = (
+        call.key_label,
+        call.dialect,
+        call.model,
+        call.served_by,
+    )
+    record.documents, record.tokens = call.documents, call.total_tokens
+    record.cost = str(from_nanos(call.cost_nanos))
+    if response is not None:
+        record.queue_seconds, record.compute_seconds = response.timings.queue, response.timings.inference
+
+
 class RerankService:
     def __init__(
         self,
@@ -145,7 +164,9 @@ class RerankService:
         tab = self.meter.open(context)
         try:
             self.meter.authorize(context.caller, request)
-            response = await self.rerank(request, tab)
+            # The deadline runs from here: time spent on the key's checks counts against it too.
+            with deadlines.until(time.monotonic() + self.settings.request_timeout):
+                response = await self.rerank(request, tab)
             body = render(response) if render is not None else b""
         except BaseException as exc:
             status = 500
@@ -155,7 +176,7 @@ class RerankService:
                 status = 499  # the client went away: nothing charged
             latency = time.perf_counter() - began
             # Shielded: a cancelled call, too, gives back what it holds.
-            await asyncio.shield(self.meter.settle(tab, request, status=status, latency=latency))
+            _note(await asyncio.shield(self.meter.settle(tab, request, status=status, latency=latency)))
             raise
         latency = time.perf_counter() - began
         settling = asyncio.ensure_future(self.meter.settle(tab, request, response=response, latency=latency))
@@ -165,6 +186,12 @@ class RerankService:
             # The client left while its answer was charged: it is never delivered, so it is not charged.
             await asyncio.shield(self._undo(settling))
             raise
+        call = settling.result()
+        _note(call, response)
+        if call.cost_nanos:
+            self.metrics.cost.labels(self._label(call.served_by or request.model)).inc(
+                call.cost_nanos / NANOS
+            )
         headers = tab.headers(response.usage.total_tokens)
         return Delivery(replace(response, headers=tuple(headers.items())), body)
 
@@ -194,6 +221,10 @@ class RerankService:
     def metrics_text(self) -> bytes:
         """The Prometheus exposition of this server's metrics."""
         self.metrics.models_ready.set(sum(view.status == "ready" for view in self.models()))
+        for name, entry in self.pool.entries.items():
+            pending = getattr(entry.scorer, "pending", None)  # local models queue; upstreams do not
+            if isinstance(pending, int):
+                self.metrics.queue.labels(name).set(pending)
         return self.metrics.render()
 
     def validate(self, request: RerankRequest) -> None:

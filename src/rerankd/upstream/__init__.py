@@ -1,8 +1,10 @@
 """Upstream rerank providers: one module per provider API, each declaring a :class:`Provider`
 (``path``, pure ``build`` and ``parse``); one shared sender (``base.UpstreamScorer``).
 
-A new provider is one module plus one line in ``PROVIDERS``; the config's ``provider`` setting
-accepts exactly these names.
+Most APIs are shaped like Cohere's and differ only in data (path, field names, where the usage is): their
+record is ``wire.cohere_style(...)``, a few lines. TEI and another rerankd write their own ``build`` or
+``parse``. A new provider is one module plus one line in ``PROVIDERS``; the config's ``provider``
+setting accepts exactly these names.
 """
 
 from __future__ import annotations

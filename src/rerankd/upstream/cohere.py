@@ -1,26 +1,9 @@
-"""Cohere's v2 rerank API as an upstream: ``POST /v2/rerank``."""
+"""Cohere's v2 rerank API as an upstream: ``POST /v2/rerank``; billed tokens in ``meta.tokens``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from rerankd.upstream.wire import cohere_style
 
-from rerankd.types import ScoreOptions
-from rerankd.upstream.wire import Parsed, Provider, field, scores_by_index, usage_tokens
-
-PATH = "/v2/rerank"
-
-
-def build(model: str, query: str, documents: list[str], options: ScoreOptions) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "query": query, "documents": documents, "top_n": len(documents)}
-    if options.max_tokens_per_doc:
-        body["max_tokens_per_doc"] = options.max_tokens_per_doc
-    return body
-
-
-def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
-    scores = scores_by_index(field(body, "results"), count)
-    return Parsed(scores, total_tokens=usage_tokens(body, "meta", "tokens", "input_tokens"))
-
-
-PROVIDER = Provider(path=PATH, build=build, parse=parse)
+PROVIDER = cohere_style(
+    "/v2/rerank", usage=("meta", "tokens", "input_tokens"), max_tokens_field="max_tokens_per_doc"
+)

@@ -4,12 +4,11 @@ passing the long-document options and the instruction through; usage comes back 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from rerankd.types import ScoreOptions
-from rerankd.upstream.seed import parse as seed_parse
-from rerankd.upstream.wire import Parsed, Provider
+from rerankd.upstream import seed
+from rerankd.upstream.wire import Provider
 
 PATH = "/seed/v1/rerank"
 
@@ -32,8 +31,5 @@ def build(model: str, query: str, documents: list[str], options: ScoreOptions) -
     return body
 
 
-def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
-    return seed_parse(body, headers, count)
-
-
-PROVIDER = Provider(path=PATH, build=build, parse=parse)
+# It answers as a seed gateway does, with the usage split exactly.
+PROVIDER = Provider(path=PATH, build=build, parse=seed.PROVIDER.parse)

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from rerankd.upstream.wire import cohere_style
 
-from rerankd.types import ScoreOptions
-from rerankd.upstream.wire import Parsed, Provider, field, scores_by_index, usage_tokens
-
-PATH = "/v1/rerank"
-
-
-def build(model: str, query: str, documents: list[str], options: ScoreOptions) -> dict[str, Any]:
-    return {
-        "model": model,
-        "query": query,
-        "documents": documents,
-        "top_k": len(documents),
-        "return_documents": False,
-        "truncation": options.long_documents != "error",
-    }
-
-
-def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
-    return Parsed(
-        scores_by_index(field(body, "data"), count), total_tokens=usage_tokens(body, "usage", "total_tokens")
-    )
-
-
-PROVIDER = Provider(path=PATH, build=build, parse=parse)
+PROVIDER = cohere_style(
+    "/v1/rerank",
+    top_field="top_k",
+    results_field="data",
+    truncation_field="truncation",
+    extras={"return_documents": False},
+)

@@ -1,6 +1,7 @@
 """Shared pieces of the provider adapters: the :class:`Provider` record each adapter module declares,
-the parsed result, and reading ``[{index, score}]`` lists strictly (an upstream that answers with the
-wrong shape is an error, never a silent mis-ranking).
+the parsed result, reading ``[{index, score}]`` lists strictly (an upstream that answers with the
+wrong shape is an error, never a silent mis-ranking), and :func:`cohere_style`, the record of the many
+APIs shaped like Cohere's, which differ only in data.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from rerankd.errors import UpstreamError
 from rerankd.redaction import redact
 from rerankd.types import ScoreOptions
 
-__all__ = ["Parsed", "Provider", "field", "scores_by_index", "usage_tokens"]
+__all__ = ["Parsed", "Provider", "cohere_style", "field", "scores_by_index", "usage_tokens"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +82,41 @@ def usage_tokens(body: Any, *path: str) -> int | None:
             return None
         value = value.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def cohere_style(
+    path: str,
+    *,
+    top_field: str = "top_n",
+    results_field: str = "results",
+    usage: tuple[str, ...] = ("usage", "total_tokens"),
+    query_usage: tuple[str, ...] | None = None,
+    max_tokens_field: str | None = None,
+    truncation_field: str | None = None,
+    extras: Mapping[str, Any] | None = None,
+) -> Provider:
+    """An API shaped like Cohere's: ``{model, query, documents, <top_field>: all}`` plus ``extras`` (sent
+    as they are); the answer's ``<results_field>`` is ``[{index, relevance_score}]``, its billed tokens at
+    ``usage`` (and the query's share at ``query_usage``, when it reports one). The options the API has a
+    field for: ``max_tokens_field`` carries ``max_tokens_per_doc``; ``truncation_field`` is false when
+    long documents are to be refused rather than cut."""
+    constant = dict(extras or {})
+
+    def build(model: str, query: str, documents: list[str], options: ScoreOptions) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": model, "query": query, "documents": documents}
+        body[top_field] = len(documents)
+        body.update(constant)
+        if max_tokens_field and options.max_tokens_per_doc:
+            body[max_tokens_field] = options.max_tokens_per_doc
+        if truncation_field:
+            body[truncation_field] = options.long_documents != "error"
+        return body
+
+    def parse(body: Any, headers: Mapping[str, str], count: int) -> Parsed:
+        return Parsed(
+            scores_by_index(field(body, results_field), count),
+            total_tokens=usage_tokens(body, *usage),
+            query_tokens=usage_tokens(body, *query_usage) if query_usage else None,
+        )
+
+    return Provider(path=path, build=build, parse=parse)

@@ -37,6 +37,11 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, lambda: function(*args, **kwargs))
 
+    def ping(self) -> None:
+        """One round trip to the database (readiness probes)."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     def close(self) -> None:
         self._threads.shutdown(wait=True)
         self.engine.dispose()
