@@ -161,6 +161,17 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        scheme = value.strip().split(":", 1)[0].split("+", 1)[0].lower()
+        if value.strip().lower() not in ("", "none") and scheme not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"{scheme}://... is not supported: use sqlite:///path/to/rerankd.db, "
+                "postgresql+psycopg://user:password@host/db, or none"
+            )
+        return value
+
     @property
     def metered(self) -> bool:
         """Whether a database keeps managed keys and the ledger."""
@@ -192,6 +203,16 @@ class Settings(BaseSettings):
                         f"model {spec.name!r} combines {needed!r}, which combines models itself; "
                         "list that model's components instead"
                     )
+        by_name = {name: spec for spec in self.models for name in spec.names}
+        for spec in self.models:
+            # A model that scores through priced models must say what its own calls cost: free calls
+            # would let any key use the priced components for nothing.
+            priced = [needed for needed in spec.requires() if by_name[needed].price is not None]
+            if priced and spec.price is None:
+                raise ValueError(
+                    f"model {spec.name!r} combines priced models ({', '.join(priced)}) but has no `price` of "
+                    "its own: give it one (its calls' usage counts every component's tokens)"
+                )
         if set(self.admin_keys) & set(self.api_keys):
             raise ValueError(
                 "a key is in both admin_keys and api_keys; an admin key must not be a client key"

@@ -15,6 +15,7 @@ what was wrong and what to do next.
 | Forbidden            | 403    | the key may not use this model, or is not an admin key    |
 | ModelNotFound        | 404    | the requested model is not configured                     |
 | RouteNotFound        | 404    | no such path (the message guesses the path meant)         |
+| Conflict             | 409    | the server cannot do this in its state (e.g. reload)      |
 | PayloadTooLarge      | 413    | too many documents, or the body is over the byte limit    |
 | Overloaded           | 429    | the model's queue is full (Retry-After says when to retry)|
 | RateLimited          | 429    | the key's requests or tokens per minute are used up       |
@@ -40,6 +41,7 @@ from pydantic import BaseModel, ValidationError
 __all__ = [
     "ERROR_SHAPES",
     "CircuitOpen",
+    "Conflict",
     "DeadlineExceeded",
     "DetailError",
     "ErrorShape",
@@ -118,6 +120,11 @@ class PaymentRequired(RerankdError):
 class Forbidden(RerankdError):
     status = 403
     code = "forbidden"
+
+
+class Conflict(RerankdError):
+    status = 409
+    code = "conflict"
 
 
 class ModelNotFound(RerankdError):

@@ -61,3 +61,28 @@ def test_an_unexpected_failure_is_a_json_500_with_the_request_id(
             error = json.loads(answer)["error"]
             assert error["code"] == 500 and "internal error" in error["message"]
             assert headers["x-request-id"] in caplog.text  # the log line an operator looks it up by
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ([1, 2], "body: must be a JSON object"),
+        ({"model": "bm25", "query": "q", "documents": [1]}, "documents.0: must be a string or a JSON object"),
+        ({"model": "bm25", "query": "q", "documents": [{"t": 1}]}, "documents.0.text: is required"),
+        ({"query": "q", "documents": "abc"}, "model: is required; documents: must be a list"),
+    ],
+)
+def test_invalid_bodies_are_said_in_the_clients_terms(body: Any, said: str) -> None:
+    """Pydantic's wording names rerankd's classes ("instance of SeedRerankRequest") and a union's members
+    (`documents.0.TextDocument`); clients get what to fix, in every dialect."""
+    from fastapi.testclient import TestClient
+
+    app = create_app(load_settings(None, models=[{"name": "bm25", "kind": "bm25"}], database_url="none"))
+    with TestClient(app) as client:
+        for path in ("/v1/rerank", "/cohere/v2/rerank", "/jina/v1/rerank"):
+            answer = client.post(path, json=body)
+            assert answer.status_code == 422
+            # (Cohere's dialect words an object without `text` itself, naming its rank_fields.)
+            assert said in answer.text or path != "/v1/rerank", answer.text
+            for internal in ("instance of", "Request", "TextDocument", ".str", "dict[", "Input should be"):
+                assert internal not in answer.text, (path, answer.text)

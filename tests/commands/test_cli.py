@@ -581,3 +581,61 @@ def test_help_lists_every_environment_variable_the_server_reads() -> None:
     ]
     assert missing == []
     assert "HF_HUB_OFFLINE" in flat and "HF_HOME" in flat
+
+
+# -- where the database is ---------------------------------------------------------------------
+
+
+def test_read_commands_never_create_a_database_and_say_where_they_looked(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for command in (("keys", "list"), ("keys", "show", "1"), ("usage",), ("usage", "--csv")):
+        result = rerankd(*command, cwd=elsewhere)
+        assert result.returncode == 2, (command, result.stderr)
+        assert f"no database at {elsewhere / 'rerankd.db'}" in result.stderr
+        assert "rerankd db status" in result.stderr
+    assert list(elsewhere.iterdir()) == []  # nothing created
+
+
+def test_db_status_names_the_database_and_its_source_and_creates_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "server.yaml", {"database_url": f"sqlite:///{tmp_path / 'server.db'}"})
+    status = rerankd("db", "status", "--config", str(config), "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    before = json.loads(status.stdout)
+    assert before["file"] == str(tmp_path / "server.db") and before["exists"] is False
+    assert str(config) in before["named_by"]
+    assert not (tmp_path / "server.db").exists()
+    assert rerankd("keys", "create", "--name", "a", "--config", str(config)).returncode == 0
+    after = json.loads(rerankd("db", "status", "--config", str(config), "--json").stdout)
+    assert (after["exists"], after["keys"], after["revision"]) == (True, 1, "0002")
+    # The environment variable outranks the config, for serve and every command alike.
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    named = json.loads(
+        rerankd("db", "status", "--config", str(config), "--json", env={"RERANKD_DATABASE_URL": other}).stdout
+    )
+    assert named["named_by"] == "RERANKD_DATABASE_URL" and named["file"] == str(tmp_path / "other.db")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("keys", "create", "--name", "late", "--expires", "2020-01-01"), "is in the past"),
+        (
+            ("keys", "create", "--name", "m", "--database-url", "mysql://u:p@host/db"),
+            "mysql://... is not supported",
+        ),
+    ],
+)
+def test_keys_that_could_never_work_and_unsupported_databases_exit_2(
+    tmp_path: Path, args: tuple[str, ...], words: str
+) -> None:
+    result = rerankd(*args, cwd=tmp_path)
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_revoked_key_cannot_be_enabled_again(tmp_path: Path) -> None:
+    assert rerankd("keys", "create", "--name", "gone", cwd=tmp_path).returncode == 0
+    assert rerankd("keys", "revoke", "1", cwd=tmp_path).returncode == 0
+    result = rerankd("keys", "update", "1", "--enable", cwd=tmp_path)
+    assert result.returncode == 2 and "was revoked" in result.stderr and "cannot be enabled" in result.stderr

@@ -75,6 +75,10 @@ def test_eval_tunes_a_hybrid_on_half_and_reports_the_rest(
         "mix",
         "mix tuned",
     ]
+    # The settings keep their JSON types: numbers, booleans, null; paths as text.
+    used = summary["settings"]
+    assert used["top_k"] == 6 and used["tune"] is True and used["no_progress"] is True
+    assert used["run"] is None and used["out"] == str(out)
 
 
 def test_eval_long_document_modes_on_the_buried_variant(

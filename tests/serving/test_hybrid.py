@@ -128,3 +128,17 @@ def test_config_refuses_unknown_self_and_nested_components() -> None:
                 "components": [{"model": "bm25"}, {"model": "b2"}],
             },
         )
+
+
+def test_a_hybrid_of_priced_models_needs_a_price_of_its_own() -> None:
+    priced = {"name": "bm25", "kind": "bm25", "price": {"per_request": "0.01"}}
+    free = {"name": "b2", "kind": "bm25"}
+    hybrid: dict[str, Any] = {
+        "name": "h",
+        "kind": "hybrid",
+        "components": [{"model": "bm25"}, {"model": "b2"}],
+    }
+    with pytest.raises(ConfigError, match=r"combines priced models \(bm25\) but has no `price`"):
+        settings_with(priced, free, hybrid)
+    settings_with(priced, free, {**hybrid, "price": {"per_request": "0.02"}})  # priced: accepted
+    settings_with({**priced, "price": None}, free, hybrid)  # nothing priced: free stays free

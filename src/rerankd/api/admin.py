@@ -296,6 +296,39 @@ async def release_holds(
     return Released(key=key, released=released)
 
 
+# -- /admin/reload ---------------------------------------------------------------------------------
+
+
+class ReloadOut(BaseModel):
+    added: list[str] = Field(description="Models now configured that were not.")
+    changed: list[str] = Field(
+        description="Models whose loaded part changed: the new version loads in the background and takes "
+        "over once ready; the old one serves until then."
+    )
+    removed: list[str] = Field(description="Models no longer configured: their queued work finishes first.")
+    kept: list[str] = Field(description="Models kept loaded, with their new prices, aliases and fallbacks.")
+    needs_restart: list[str] = Field(
+        description="Changed settings a running server cannot take over (port, database...): still the old."
+    )
+
+
+@router.post(
+    "/reload",
+    response_model=ReloadOut,
+    summary="Re-read the config (as SIGHUP does): models, prices, keys and limits apply to the next call",
+    responses={409: {"description": "Not started from a config file it can read again"}},
+)
+async def reload_config(request: Request) -> ReloadOut:
+    done = await request.app.state.reload()
+    return ReloadOut(
+        added=list(done.added),
+        changed=list(done.changed),
+        removed=list(done.removed),
+        kept=list(done.kept),
+        needs_restart=list(done.needs_restart),
+    )
+
+
 # -- /admin/usage ----------------------------------------------------------------------------------
 
 

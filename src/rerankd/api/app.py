@@ -6,10 +6,14 @@ a Ray Serve ingress) can live in one process.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import re
+import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,8 +28,9 @@ from rerankd import access
 from rerankd.api.bounds import UnknownFields
 from rerankd.api.common import ClientGone
 from rerankd.api.routing import error_body_for, include_routes, route_not_found
-from rerankd.config import Settings
+from rerankd.config import ConfigError, Settings
 from rerankd.errors import (
+    Conflict,
     InvalidRequest,
     MalformedBody,
     PayloadTooLarge,
@@ -33,7 +38,7 @@ from rerankd.errors import (
     UnsupportedMediaType,
     error_body,
 )
-from rerankd.serving.runtime import Runtime
+from rerankd.serving.runtime import Reloaded, Runtime
 from rerankd.web import include_pages
 
 __all__ = ["create_app"]
@@ -166,16 +171,38 @@ async def _send_error(send: Send, exc: RerankdError) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+# Pydantic's words for the usual mistakes, in the client's terms: never the names of rerankd's classes.
+_PLAIN = {
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "missing": "is required",
+}
+# A union's members appear in an error's location by their type (`str`, `TextDocument`, `dict[str,any]`).
+_MEMBER = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|[A-Z]\w*)$")
+
+
 def _validation_error(exc: RequestValidationError) -> RerankdError:
     errors: list[Any] = list(exc.errors())
     if any(err.get("type") == "json_invalid" for err in errors):
         return MalformedBody('request body is not valid JSON; send a JSON object such as {"model": ...}')
-    problems = []
-    for err in errors[:5]:
-        location = ".".join(str(part) for part in err.get("loc", ()) if part != "body") or "body"
-        problems.append(f"{location}: {err.get('msg', 'invalid')}")
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return InvalidRequest("invalid request: " + "; ".join(problems) + more)
+    problems: dict[str, list[str]] = {}  # location -> what is wrong there (a union's members: each)
+    for err in errors:
+        parts = [str(part) for part in err.get("loc", ()) if part != "body"]
+        location = ".".join(part for part in parts if not _MEMBER.match(part)) or "body"
+        message = _PLAIN.get(str(err.get("type")), str(err.get("msg", "invalid")))
+        if message not in problems.setdefault(location, []):
+            problems[location].append(message)
+    lines = [
+        f"{location}: " + " or ".join(m.removeprefix("must be ") if i else m for i, m in enumerate(messages))
+        if all(m.startswith("must be ") for m in messages)
+        else f"{location}: " + "; ".join(messages)
+        for location, messages in problems.items()
+    ]
+    more = f" (and {len(lines) - 5} more)" if len(lines) > 5 else ""
+    return InvalidRequest("invalid request: " + "; ".join(lines[:5]) + more)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -211,7 +238,45 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body_for(request, error), status_code=500, headers=headers)
 
 
-def create_app(settings: Settings) -> FastAPI:
+async def reload(app: FastAPI) -> Reloaded:
+    """Re-read the config the server started from and serve it from the next call (SIGHUP and
+    ``POST /admin/reload``). An invalid config is refused with its reason, and the running one kept."""
+    read: Callable[[], Settings] | None = app.state.read_settings
+    if read is None:
+        raise Conflict(
+            "this server was not started from a config it can read again (only `rerankd serve` is)"
+        )
+    try:
+        settings = read()
+    except ConfigError as exc:
+        log.error("reload refused, the running config is kept: %s", exc)
+        raise InvalidRequest(f"reload refused, the running config is kept: {exc}") from None
+    done: Reloaded = app.state.runtime.reload(settings)
+    app.state.settings = app.state.runtime.settings
+    log.info(
+        "reloaded: models added %s, changed %s (served by their old version until ready), removed %s "
+        "(drained), kept %s%s",
+        list(done.added),
+        list(done.changed),
+        list(done.removed),
+        list(done.kept),
+        f"; these settings wait for a restart: {', '.join(done.needs_restart)}" if done.needs_restart else "",
+    )
+    return done
+
+
+def _on_sighup(app: FastAPI) -> None:
+    async def reload_logged() -> None:
+        with contextlib.suppress(RerankdError):  # refused: logged with its reason by reload()
+            await reload(app)
+
+    task = asyncio.ensure_future(reload_logged())
+    app.state.reloading = task  # held until done: the loop keeps tasks only weakly
+
+
+def create_app(settings: Settings, *, read_settings: Callable[[], Settings] | None = None) -> FastAPI:
+    """The app over ``settings``; ``read_settings`` reads the config again for a reload (SIGHUP,
+    ``POST /admin/reload``), as ``rerankd serve`` read it at start."""
     runtime = Runtime.build(settings)
 
     @asynccontextmanager
@@ -226,7 +291,15 @@ def create_app(settings: Settings) -> FastAPI:
                 raise RuntimeError("require_ready: not ready: " + "; ".join(readiness.reasons))
         if not settings.api_keys and not settings.admin_keys and not settings.metered:
             log.warning("no api_keys configured: every client is accepted without authentication")
+        hangup = read_settings is not None and hasattr(signal, "SIGHUP")
+        if hangup:
+            try:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _on_sighup, app)
+            except (RuntimeError, ValueError, NotImplementedError):  # not the main thread: POST /admin/reload
+                hangup = False
         yield
+        if hangup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await runtime.stop()
 
     app = FastAPI(
@@ -245,6 +318,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = runtime.metrics
     app.state.runtime = runtime
+    app.state.read_settings = read_settings
+    app.state.reload = lambda: reload(app)  # for POST /admin/reload, which cannot import this module
     app.state.service = runtime.service
     app.state.unknown_fields = UnknownFields()
     app.state.started_at = time.time()

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import rerankd
@@ -141,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, read_settings: Callable[[], Settings]) -> int:
     import uvicorn
 
     from rerankd.api.app import create_app
@@ -157,7 +157,7 @@ def _serve(settings: Settings) -> int:
         max_connections=max_connections,
     )
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, read_settings=read_settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -231,15 +231,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
-            settings = load_settings(
-                args.config,
-                host=args.host,
-                port=args.port,
-                log_level=args.log_level,
-                log_format=args.log_format,
-                require_ready=args.require_ready,
-            )
-            return serve_on_ray(settings, args) if args.ray else _serve(settings)
+
+            def read() -> Settings:  # at start, and again on each reload (SIGHUP, POST /admin/reload)
+                return load_settings(
+                    args.config,
+                    host=args.host,
+                    port=args.port,
+                    log_level=args.log_level,
+                    log_format=args.log_format,
+                    require_ready=args.require_ready,
+                )
+
+            settings = read()
+            return serve_on_ray(settings, args) if args.ray else _serve(settings, read)
         if args.command in ("keys", "usage", "db"):
             return manage(args)
         if args.command == "batch":

@@ -267,7 +267,11 @@ async def _evaluate(
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(table + "".join(f"\n{note}\n" for note in notes), encoding="utf-8")
     write_csv(args.out / "per_query.csv", systems)
-    settings_used = {key: str(value) for key, value in vars(args).items()}
+    # JSON keeps the flags' types (null, false, numbers); only paths and other objects become text.
+    settings_used = {
+        key: value if value is None or isinstance(value, bool | int | float | str | list) else str(value)
+        for key, value in vars(args).items()
+    }
     write_json(args.out / "summary.json", systems, settings_used)
     written = [] if args.no_plots else write_plots(args.out, systems)
     print(table)

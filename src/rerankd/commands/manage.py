@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, is_dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rerankd.config import ConfigError, Settings, env_value, load_settings
@@ -181,6 +182,13 @@ def add_commands(commands: Any, config_help: str) -> None:
         parents=[options],
         help="create or migrate the schema to the newest revision",
         description="Create the database's tables, or migrate them to this version's schema.",
+    )
+    db_actions.add_parser(
+        "status",
+        parents=[options],
+        help="where the database is, which setting named it, and its schema revision (creates nothing)",
+        description="Print the database serve and every command use with these options, which setting named "
+        "it, whether it exists, its schema revision and how many keys it holds. Creates nothing.",
     )
 
 
@@ -351,10 +359,47 @@ def _database(args: argparse.Namespace) -> tuple[Settings, list[str] | None]:
     return settings, models
 
 
-def _with_accounts(args: argparse.Namespace, work: Callable[[Accounts], Coroutine[Any, Any, T]]) -> T:
+def _where(args: argparse.Namespace, url: str) -> tuple[str, Path | None, str]:
+    """Where the database is, as shown (password hidden), its file for SQLite (absolute), and which
+    setting named it — the one rule of ``serve`` and every command: --database-url, then
+    RERANKD_DATABASE_URL, then the config's database_url, then the default in the working directory."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    path = (
+        Path(parsed.database).resolve() if parsed.get_backend_name() == "sqlite" and parsed.database else None
+    )
+    if args.database_url is not None:
+        source = (
+            "RERANKD_DATABASE_URL"
+            if args.database_url == os.environ.get("RERANKD_DATABASE_URL")
+            else "--database-url"
+        )
+    elif args.config:
+        source = (
+            f"the config {args.config} (its database_url, else sqlite:///rerankd.db in the working directory)"
+        )
+    else:
+        source = "the default database_url (sqlite:///rerankd.db in the working directory)"
+    return shown, path, source
+
+
+def _with_accounts(
+    args: argparse.Namespace, work: Callable[[Accounts], Coroutine[Any, Any, T]], *, reads: bool = False
+) -> T:
+    """Run ``work`` on the database; a command that only ``reads`` never creates one, and says where it
+    looked when there is none."""
     from rerankd.gateway.accounts import open_accounts
 
     settings, models = _database(args)
+    _, path, source = _where(args, settings.database_url)
+    if reads and path is not None and not path.is_file():
+        raise UsageError(
+            f"no database at {path} (named by {source}); nothing to read. Give this command the "
+            "server's --config or --database-url (or RERANKD_DATABASE_URL); `rerankd db status` shows where "
+            "commands look"
+        )
     with open_accounts(settings.database_url, models=models) as accounts:
         return asyncio.run(work(accounts))
 
@@ -375,7 +420,7 @@ def _keys(args: argparse.Namespace) -> int:
             )
         return 0
     if args.action == "list":
-        keys = _with_accounts(args, lambda accounts: accounts.list_keys())
+        keys = _with_accounts(args, lambda accounts: accounts.list_keys(), reads=True)
         if args.json:
             _print_json({"object": "list", "data": keys})
         elif not keys:
@@ -390,7 +435,7 @@ def _keys(args: argparse.Namespace) -> int:
             usage = await accounts.key_usage(args.key, since=since, until=until)
             return usage, (await accounts.holds(usage.key.id))[1]
 
-        usage, held = _with_accounts(args, shown)
+        usage, held = _with_accounts(args, shown, reads=True)
         if args.json:
             body = {"since": usage.since, "until": usage.until, "total": _totals_json(usage.total)}
             _print_json({**_plain(usage.key), "holds": held, "usage": {**body, "by_model": usage.by_model}})
@@ -440,9 +485,9 @@ def _usage(args: argparse.Namespace) -> int:
             async for chunk in call_lines(await accounts.call_pages(**filters)):
                 sys.stdout.write(chunk)
 
-        _with_accounts(args, export)
+        _with_accounts(args, export, reads=True)
         return 0
-    report = _with_accounts(args, lambda accounts: accounts.usage(**filters, by=args.by))
+    report = _with_accounts(args, lambda accounts: accounts.usage(**filters, by=args.by), reads=True)
     if args.csv:
         from rerankd.gateway.exports import group_lines
 
@@ -463,6 +508,8 @@ def _db(args: argparse.Namespace) -> int:
     from rerankd.gateway.store import Store
 
     settings, _ = _database(args)
+    if args.action == "status":
+        return _db_status(args, settings)
     store = Store(settings.database_url, threads=1)
     try:
         store.upgrade()
@@ -475,6 +522,40 @@ def _db(args: argparse.Namespace) -> int:
         _print_json({"database": shown, "revision": revision})
     else:
         print(f"database {shown} is at the newest schema (revision {revision})")
+    return 0
+
+
+def _db_status(args: argparse.Namespace, settings: Settings) -> int:
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine, text
+
+    shown, path, source = _where(args, settings.database_url)
+    status: dict[str, Any] = {"database": shown, "named_by": source, "file": str(path) if path else None}
+    if path is not None and not path.is_file():
+        status.update(exists=False, revision=None, keys=None)
+    else:
+        # A plain engine: the store's would create a missing SQLite file, and status creates nothing.
+        engine = create_engine(settings.database_url)
+        try:
+            with engine.connect() as connection:
+                revision = MigrationContext.configure(connection).get_current_revision()
+                keys = (
+                    connection.execute(text("SELECT count(*) FROM api_keys")).scalar() if revision else None
+                )
+        finally:
+            engine.dispose()
+        status.update(exists=True, revision=revision, keys=keys)
+    if args.json:
+        _print_json(status)
+        return 0
+    print(f"database  {shown}\nnamed by  {source}")
+    if path is not None:
+        print(
+            f"file      {path}"
+            + ("" if status["exists"] else " (does not exist: `rerankd db upgrade` creates it)")
+        )
+    if status["exists"]:
+        print(f"schema    {status['revision'] or 'none yet (rerankd db upgrade)'}; keys: {status['keys']}")
     return 0
 
 

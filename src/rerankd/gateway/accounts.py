@@ -423,6 +423,12 @@ class Accounts:
             }
         )
         name = fields_.pop("name")
+        expires = fields_.get("expires_at")
+        if expires is not None and expires <= key_store.utcnow():
+            raise InvalidRequest(
+                f"`expires_at` {_aware(expires)} is in the past: the key would never work; give a later time "
+                "(or none for a key that does not expire)"
+            )
         record, plaintext = await self.store.run(key_store.create_key, self.store.engine, name, **fields_)
         return Key.of(record), plaintext
 
@@ -445,6 +451,11 @@ class Accounts:
             )
         columns = self._columns(changes)
         record = await self.store.run(_record, self.store.engine, key)
+        if record.revoked_at is not None and columns.get("disabled") is False:
+            raise InvalidRequest(
+                f"key {record.prefix} was revoked on {_aware(record.revoked_at)}, for good: it cannot be "
+                "enabled again; create a new key for its user"
+            )
         updated = await self.store.run(key_store.update_key, self.store.engine, record.id, **columns)
         assert updated is not None
         return Key.of(updated)

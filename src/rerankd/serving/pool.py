@@ -14,9 +14,12 @@ the scorers themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from rerankd.backends.base import BatchedBackend, DirectBackend
 from rerankd.config import Settings
@@ -74,14 +77,111 @@ def _load_and_warm_up(
     return backend, measure_pass_cost(backend, _budget(spec, settings, backend))
 
 
+# Settings of an entry that change what is served but not the loaded model: a reload applies them in place.
+_IN_PLACE = {"aliases", "price", "fallbacks", "preload", "max_retries"}
+
+
+def _same_model(old: ModelSpec, new: ModelSpec) -> bool:
+    return type(old) is type(new) and old.model_dump(exclude=_IN_PLACE) == new.model_dump(exclude=_IN_PLACE)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigured:
+    """What a reload changed: models added, models whose loaded part changes (served by their old
+    version until the new one is ready), models removed (drained, then closed), and models kept (their
+    prices, aliases and fallbacks applied in place)."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    kept: tuple[str, ...]
+
+
 class ModelPool:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
         self.entries: dict[str, ModelEntry] = {spec.name: ModelEntry(spec) for spec in settings.models}
         self._names: dict[str, str] = {name: spec.name for spec in settings.models for name in spec.names}
+        self._background: set[asyncio.Task[None]] = set()
         for spec in settings.models:  # known before any call, so that no text or log line ever shows them
             remember(*spec.secrets())
+
+    def reconfigure(self, settings: Settings) -> Reconfigured:
+        """Serve ``settings``' models from the next call on. A model whose loaded part is unchanged keeps
+        its scorer (new price, aliases, fallbacks in place); a changed one is loaded in the background and
+        takes over once ready (its old version serves until then, and keeps it if the load fails); a
+        removed one finishes its queued work and is closed; a new one loads on first use, or now if
+        ``preload``. Calls in flight finish on the scorer they started on."""
+        old = self.entries
+        entries: dict[str, ModelEntry] = {}
+        added: list[str] = []
+        changed: list[str] = []
+        kept: list[str] = []
+        replacing: list[ModelEntry] = []
+        for spec in settings.models:
+            remember(*spec.secrets())
+            previous = old.get(spec.name)
+            if previous is not None and _same_model(previous.spec, spec):
+                previous.spec = spec
+                entries[spec.name] = previous
+                kept.append(spec.name)
+            elif previous is not None and previous.scorer is not None:
+                entries[spec.name] = previous  # the old version serves until the new one is ready
+                replacing.append(ModelEntry(spec))
+                changed.append(spec.name)
+            else:
+                entries[spec.name] = ModelEntry(spec)
+                (changed if previous is not None else added).append(spec.name)
+        removed = [name for name in old if name not in entries]
+        retired = [entry for name, entry in old.items() if entries.get(name) is not entry]
+        self.settings, self.entries = settings, entries
+        self._names = {name: spec.name for spec in settings.models for name in spec.names}
+        for entry in retired:
+            self._track(self._retire(entry))
+        for fresh in replacing:
+            self._track(self._take_over(fresh))
+        self._track(self.preload())
+        return Reconfigured(tuple(added), tuple(changed), tuple(removed), tuple(kept))
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)  # kept until done: the loop holds tasks only weakly
+        task.add_done_callback(self._background.discard)
+
+    async def _take_over(self, fresh: ModelEntry) -> None:
+        """Load a changed model's new version, then put it in place of the old one, which is retired."""
+        try:
+            await self._load(fresh)
+        except ModelUnavailable:
+            log.error("model %r keeps its previous version: the new one failed to load", fresh.spec.name)
+            return
+        current = self.entries.get(fresh.spec.name)
+        if current is None:  # removed by a later reload meanwhile
+            await self._retire(fresh)
+            return
+        fresh.spec = current.spec if _same_model(current.spec, fresh.spec) else fresh.spec
+        self.entries = {**self.entries, fresh.spec.name: fresh}
+        await self._retire(current)
+
+    async def _retire(self, entry: ModelEntry) -> None:
+        """Close a model no longer served once the work it admitted is done (at most the request
+        deadline: what is still queued then is answered by the deadline anyway)."""
+        if entry.loading is not None:
+            with contextlib.suppress(Exception):
+                await entry.loading
+        scorer = entry.scorer
+        if scorer is None:
+            return
+        if not hasattr(scorer, "pending"):
+            # An upstream counts no queue: its calls in flight end by their deadline at the latest.
+            await asyncio.sleep(self.settings.request_timeout)
+        waited = 0.0
+        while getattr(scorer, "pending", 0) and waited < self.settings.request_timeout:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        await scorer.close()
+        entry.scorer, entry.status = None, "not_loaded"
 
     def entry(self, name: str) -> ModelEntry:
         canonical = self._names.get(name)
@@ -191,6 +291,8 @@ class ModelPool:
         )
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         for entry in self.entries.values():
             if entry.scorer is not None:
                 await entry.scorer.close()

@@ -23,7 +23,24 @@ from rerankd.serving.metrics import Metrics
 from rerankd.serving.pool import ModelPool
 from rerankd.serving.service import RerankService, meter_for
 
-__all__ = ["SWEEP_SECONDS", "Readiness", "Runtime"]
+__all__ = ["RESTART_ONLY", "SWEEP_SECONDS", "Readiness", "Reloaded", "Runtime"]
+
+# Settings a running server cannot take over: the socket, the database, the logs, the routes, the HTTP
+# protocol's limits. A reload keeps their running values and says which would need a restart.
+RESTART_ONLY = (
+    "host",
+    "port",
+    "database_url",
+    "log_level",
+    "log_format",
+    "v1_dialect",
+    "max_request_bytes",
+    "header_timeout",
+    "body_timeout",
+    "keep_alive_timeout",
+    "max_header_bytes",
+    "max_connections",
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +61,17 @@ class Readiness:
     reasons: tuple[str, ...]
     models: dict[str, str]  # preloaded model -> its status
     database: str  # "ok", "unreachable" or "none" (no database configured)
+
+
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    """What a reload changed (models by name) and which changed settings wait for a restart."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    kept: tuple[str, ...]
+    needs_restart: tuple[str, ...]
 
 
 @dataclass
@@ -87,6 +115,23 @@ class Runtime:
             self._sweeping = None
         await self.pool.close()
         await self.meter.close()
+
+    def reload(self, settings: Settings) -> Reloaded:
+        """Serve ``settings`` from the next call on (validated already: an invalid config never gets
+        here): models as :meth:`ModelPool.reconfigure` says, keys, prices and server limits at once."""
+        running = self.settings
+        waiting = tuple(name for name in RESTART_ONLY if getattr(settings, name) != getattr(running, name))
+        if waiting:
+            settings = settings.model_copy(update={name: getattr(running, name) for name in waiting})
+        models = self.pool.reconfigure(settings)
+        self.settings = self.service.settings = settings
+        meter = self.meter
+        meter.static_keys, meter.admin_keys = list(settings.api_keys), list(settings.admin_keys)
+        meter.metrics_keys = list(settings.metrics_keys)
+        meter.hold_seconds = settings.request_timeout + max(5.0, settings.request_timeout)
+        if self.accounts is not None:
+            self.accounts.models = tuple(name for spec in settings.models for name in spec.names)
+        return Reloaded(models.added, models.changed, models.removed, models.kept, waiting)
 
     async def readiness(self) -> Readiness:
         """Preloaded models and the database, checked now (the database with a bounded wait)."""
