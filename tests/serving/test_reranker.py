@@ -155,3 +155,22 @@ def test_importing_the_library_loads_no_model_library_and_no_ray() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_model_that_cannot_load_is_raised_not_also_logged_with_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The caller gets the error, with its traceback; the log gets one line, not a second traceback."""
+    from rerankd.errors import ModelUnavailable
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json", encoding="utf-8")  # a folder that fails inside the load
+    with (
+        caplog.at_level("ERROR"),
+        Reranker.from_model("cross-encoder", str(broken)) as reranker,
+        pytest.raises(ModelUnavailable, match="cannot be loaded"),
+    ):
+        reranker.rerank("q", ["d"])
+    errors = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert errors and all(record.exc_info is None for record in errors)

@@ -98,8 +98,11 @@ class Reconfigured:
 
 
 class ModelPool:
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, *, tracebacks: bool = True) -> None:
         self.settings = settings
+        # A server logs a failed load with its traceback (nobody else sees it); the Python API raises it
+        # to its caller, who has the traceback already, and logs only the line.
+        self.tracebacks = tracebacks
         self.metrics = metrics
         self.entries: dict[str, ModelEntry] = {spec.name: ModelEntry(spec) for spec in settings.models}
         self._names: dict[str, str] = {name: spec.name for spec in settings.models for name in spec.names}
@@ -250,7 +253,8 @@ class ModelPool:
             )
             # Once, with the traceback: the first line rarely says where a load went wrong — but for files
             # that are not there (a folder, a hub the machine cannot reach), where the message says it all.
-            log.error("%s", entry.error, exc_info=None if isinstance(exc, FileNotFoundError) else exc)
+            explained = isinstance(exc, FileNotFoundError) or not self.tracebacks
+            log.error("%s", entry.error, exc_info=None if explained else exc)
             raise ModelUnavailable(entry.error) from exc
         finally:
             entry.loading = None

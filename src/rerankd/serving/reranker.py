@@ -66,7 +66,7 @@ class Reranker:
         if not settings.models:
             raise ConfigError("no models configured; give at least one entry under `models:`")
         self.settings = settings
-        runtime = Runtime.build(settings, metered=False)
+        runtime = Runtime.build(settings, metered=False, tracebacks=False)
         self.metrics = runtime.metrics
         self._pool = runtime.pool
         self._service = runtime.service

@@ -85,11 +85,12 @@ class Runtime:
     _sweeping: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings, *, metered: bool | None = None) -> Runtime:
+    def build(cls, settings: Settings, *, metered: bool | None = None, tracebacks: bool = True) -> Runtime:
         """The parts of a config. ``metered`` False keeps no database even when the config names one
-        (the Python API and eval rank for their own process: no keys, no ledger)."""
+        (the Python API and eval rank for their own process: no keys, no ledger); ``tracebacks`` False
+        logs a failed load as one line (the Python API raises it to its caller instead)."""
         metrics = Metrics()
-        pool = ModelPool(settings, metrics)
+        pool = ModelPool(settings, metrics, tracebacks=tracebacks)
         store = Store(settings.database_url) if (settings.metered if metered is None else metered) else None
         meter = meter_for(settings, pool, store)
         names = [name for spec in settings.models for name in spec.names]
