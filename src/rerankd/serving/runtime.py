@@ -21,7 +21,7 @@ from rerankd.gateway.metering import Meter
 from rerankd.gateway.store import Store
 from rerankd.serving.metrics import Metrics
 from rerankd.serving.pool import ModelPool
-from rerankd.serving.service import RerankService, meter_for
+from rerankd.serving.service import RerankService, hold_seconds, meter_for
 
 __all__ = ["RESTART_ONLY", "SWEEP_SECONDS", "Readiness", "Reloaded", "Runtime"]
 
@@ -129,7 +129,7 @@ class Runtime:
         meter = self.meter
         meter.static_keys, meter.admin_keys = list(settings.api_keys), list(settings.admin_keys)
         meter.metrics_keys = list(settings.metrics_keys)
-        meter.hold_seconds = settings.request_timeout + max(5.0, settings.request_timeout)
+        meter.hold_seconds = hold_seconds(settings)
         if self.accounts is not None:
             self.accounts.models = tuple(name for spec in settings.models for name in spec.names)
         return Reloaded(models.added, models.changed, models.removed, models.kept, waiting)

@@ -90,6 +90,12 @@ def _finite(score: float) -> float:
     return score if math.isfinite(score) else -1e30
 
 
+def hold_seconds(settings: Settings) -> float:
+    """How long a call's hold stays before a sweep may take it: its deadline plus as much again (5 s at
+    least), so that a live replica's hold is never taken while its call can still settle."""
+    return settings.request_timeout + max(5.0, settings.request_timeout)
+
+
 def meter_for(settings: Settings, pool: ModelPool, store: Store | None) -> Meter:
     """The gateway's policy over these settings' keys and this pool's models and prices."""
     return Meter(
@@ -99,8 +105,7 @@ def meter_for(settings: Settings, pool: ModelPool, store: Store | None) -> Meter
         metrics_keys=settings.metrics_keys,
         canonical=pool.canonical,
         price_of=pool.price_of,
-        # Holds outlive their call's deadline by a margin before a sweep may take them.
-        hold_seconds=settings.request_timeout + max(5.0, settings.request_timeout),
+        hold_seconds=hold_seconds(settings),
     )
 
 
