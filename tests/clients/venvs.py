@@ -1,10 +1,6 @@
 """Cached virtual environments for the client tests, one per group of clients that can share one.
 
-A group's venv lives in ``<repo>/.cache/client-venvs/<group>-<hash>``; the hash covers the group's pins,
-its lock and the Python version, so an unchanged group is reused and a changed pin builds a new venv.
-A build runs ``python -m venv`` + ``pip install`` in a temporary folder that is renamed into place only
-when pip succeeded: a killed or failed build is never reused. A failed build raises `VenvBuildError`
-with pip's output; a build that takes longer than `BUILD_TIMEOUT` seconds is killed.
+How venvs are built and cached: :mod:`rerankd_support.venvs`.
 
 ``python -m tests.clients.venvs [GROUP ...]`` builds the groups ahead of a test run (CI warm-up).
 
@@ -21,58 +17,21 @@ Why these groups (versions are the newest that resolve on PyPI, checked with ``p
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BUILD_TIMEOUT", "CACHE_ROOT", "GROUPS", "Group", "VenvBuildError", "ensure_venv", "venv_dir"]
+from rerankd_support import venvs
+from rerankd_support.venvs import BUILD_TIMEOUT, Group, VenvBuildError, pins
 
-REPO = Path(__file__).resolve().parents[2]
-# ``RERANKD_CLIENT_VENV_DIR`` moves the cache (e.g. to a CI cache folder).
-CACHE_ROOT = Path(os.environ.get("RERANKD_CLIENT_VENV_DIR") or REPO / ".cache" / "client-venvs")
-# Seconds one group's build may take (``RERANKD_CLIENT_VENV_TIMEOUT``); cold builds take 0.5-3 minutes.
-BUILD_TIMEOUT = float(os.environ.get("RERANKD_CLIENT_VENV_TIMEOUT", "600"))
-# Temporary build folders older than this are left over from killed runs and are removed.
-_STALE_BUILD_SECONDS = 6 * 3600
-
-
-@dataclass(frozen=True)
-class Group:
-    """Clients installed together: ``requirements`` are installed, ``lock`` pins everything they pull in."""
-
-    name: str
-    requirements: tuple[str, ...]
-    lock: tuple[str, ...]
-
-    @property
-    def digest(self) -> str:
-        key = {
-            "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-            "requirements": self.requirements,
-            "lock": self.lock,
-        }
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _pins(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
+__all__ = ["BUILD_TIMEOUT", "GROUPS", "VenvBuildError", "ensure_venv"]
 
 GROUPS: dict[str, Group] = {
     group.name: group
     for group in (
         Group(
             "main",
-            requirements=_pins(
+            requirements=pins(
                 """
                 cohere==7.3.1 litellm==1.103.7 voyageai==0.5.0 llama-index-core==0.14.25
                 llama-index-postprocessor-jinaai-rerank==0.6.0 llama-index-postprocessor-tei-rerank==0.6.0
@@ -80,7 +39,7 @@ GROUPS: dict[str, Group] = {
                 huggingface-api-haystack==3.1.0
                 """
             ),
-            lock=_pins(
+            lock=pins(
                 """
                 aiohappyeyeballs==2.7.1 aiohttp==3.14.5 aiolimiter==1.3.0 aiosignal==1.4.0 aiosqlite==0.22.1
                 annotated-types==0.8.0 anyio==4.16.0 attrs==26.1.0 backoff==2.2.1 banks==2.5.1 boto3==1.44.5
@@ -115,8 +74,8 @@ GROUPS: dict[str, Group] = {
         ),
         Group(
             "cohere5",
-            requirements=_pins("cohere==5.21.1 langchain-cohere==0.6.0 langchain-core==1.7.2"),
-            lock=_pins(
+            requirements=pins("cohere==5.21.1 langchain-cohere==0.6.0 langchain-core==1.7.2"),
+            lock=pins(
                 """
                 annotated-types==0.8.0 anyio==4.16.0 certifi==2026.10.18 charset-normalizer==3.5.2
                 click==8.5.1 cohere==5.21.1 distro==1.9.0 fastavro==1.13.1 filelock==4.2.11 fsspec==2026.9.0
@@ -133,8 +92,8 @@ GROUPS: dict[str, Group] = {
         ),
         Group(
             "cohere5_legacy",
-            requirements=_pins("cohere==5.6.2"),
-            lock=_pins(
+            requirements=pins("cohere==5.6.2"),
+            lock=pins(
                 """
                 annotated-types==0.8.0 anyio==4.16.0 boto3==1.44.5 botocore==1.44.5 certifi==2026.10.18
                 charset-normalizer==3.5.2 click==8.5.1 cohere==5.6.2 fastavro==1.13.1 filelock==4.2.11
@@ -151,107 +110,9 @@ GROUPS: dict[str, Group] = {
 }
 
 
-class VenvBuildError(RuntimeError):
-    """pip could not build a group's venv (no network, no wheel, a conflict, or it ran too long)."""
-
-
-def venv_dir(group: Group) -> Path:
-    return CACHE_ROOT / f"{group.name}-{group.digest}"
-
-
-def _python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in GROUPS}
-_failures: dict[str, VenvBuildError] = {}
-
-
-def ensure_venv(name: str, *, timeout: float = BUILD_TIMEOUT) -> Path:
-    """The python of group ``name``'s venv, built first when it is not cached yet.
-
-    Thread-safe; a build that failed in this process is not retried (every caller gets the same error).
-    """
-    group = GROUPS[name]
-    with _locks[name]:
-        if name in _failures:
-            raise _failures[name]
-        venv = venv_dir(group)
-        if _python(venv).exists():
-            return _python(venv)
-        try:
-            _build(group, venv, timeout)
-        except VenvBuildError as exc:
-            _failures[name] = exc
-            raise
-        return _python(venv)
-
-
-def _build(group: Group, venv: Path, timeout: float) -> None:
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    _remove_stale_builds()
-    staging = Path(tempfile.mkdtemp(prefix=f".build-{group.name}-", dir=CACHE_ROOT))
-    try:
-        began = time.monotonic()
-        _run([sys.executable, "-m", "venv", str(staging)], group, timeout)
-        constraints = staging / "constraints.txt"
-        constraints.write_text("\n".join(group.lock) + "\n", encoding="utf-8")
-        (staging / "requirements.txt").write_text("\n".join(group.requirements) + "\n", encoding="utf-8")
-        pip = [str(_python(staging)), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        remaining = max(1.0, timeout - (time.monotonic() - began))
-        _run([*pip, "-c", str(constraints), *group.requirements], group, remaining)
-        try:
-            staging.rename(venv)
-        except OSError:
-            if not _python(venv).exists():  # not another process's finished build: a real error
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _run(command: list[str], group: Group, timeout: float) -> None:
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PIP_NO_INPUT"] = "1"
-    with subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    ) as proc:
-        try:
-            output, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-            raise VenvBuildError(
-                f"building the {group.name!r} client venv took over {timeout:.0f}s and was stopped "
-                f"({' '.join(command[:6])} ...):\n{_tail(output)}"
-            ) from None
-    if proc.returncode != 0:
-        raise VenvBuildError(
-            f"building the {group.name!r} client venv failed (exit {proc.returncode}) running "
-            f"{' '.join(command)}:\n{_tail(output)}"
-        )
-
-
-def _tail(output: bytes, lines: int = 60) -> str:
-    text = output.decode("utf-8", errors="replace").splitlines()
-    # pip's warnings about the local index mirrors say nothing about the failure.
-    kept = [line for line in text if "is ignored: it is neither a file nor a directory" not in line]
-    return "\n".join(kept[-lines:])
-
-
-def _remove_stale_builds() -> None:
-    now = time.time()
-    for leftover in CACHE_ROOT.glob(".build-*"):
-        try:
-            if now - leftover.stat().st_mtime > _STALE_BUILD_SECONDS:
-                shutil.rmtree(leftover, ignore_errors=True)
-        except OSError:
-            pass
+def ensure_venv(name: str) -> Path:
+    """The python of client group ``name``'s venv, built first when it is not cached yet."""
+    return venvs.ensure_venv(GROUPS[name])
 
 
 def main(argv: list[str]) -> int:
