@@ -455,6 +455,7 @@ def test_the_management_routes_are_tagged_apart_and_match_their_schemas(client: 
         ("/admin/keys/{key_id}", "delete"),
         ("/admin/keys/{key_id}/holds", "get"),
         ("/admin/keys/{key_id}/holds/release", "post"),
+        ("/admin/models", "get"),
         ("/admin/reload", "post"),
         ("/admin/usage", "get"),
     }

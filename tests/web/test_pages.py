@@ -46,6 +46,21 @@ def test_the_playground_is_served_with_a_policy_that_keeps_it_on_this_origin(cli
     assert "/docs" in local_urls(response.text)
 
 
+def test_the_console_is_served_like_the_playground_and_the_pages_link_each_other(client: TestClient) -> None:
+    response = client.get("/console")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    assert policy == client.get("/playground").headers["content-security-policy"]
+    for url in local_urls(response.text):
+        if url.startswith("/playground/assets/"):
+            assert client.get(url).status_code == 200, url
+    assert {"/playground", "/docs"} <= set(local_urls(response.text))
+    assert "/console" in local_urls(client.get("/playground").text)
+    for page in ("/docs", "/redoc"):
+        assert 'href="/console"' in client.get(page).text
+
+
 def test_every_script_module_the_playground_imports_is_served(client: TestClient) -> None:
     modules = sorted(path.name for path in STATIC.glob("*.js"))
     assert "playground.js" in modules

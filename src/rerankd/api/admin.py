@@ -4,13 +4,14 @@ usage (``GET /v1/usage``).
 | route                        | what                                                             |
 |------------------------------|------------------------------------------------------------------|
 | POST   /admin/keys           | create a key; the answer's ``key`` is its plaintext, shown once  |
-| GET    /admin/keys           | every key (revoked ones too)                                     |
+| GET    /admin/keys           | every key (revoked ones too), with when it last made a call      |
 | GET    /admin/keys/{id}      | one key (id or prefix), with its spend and usage so far          |
 | PATCH  /admin/keys/{id}      | change name, models, budget, rpm, tpm, expires_at, disabled      |
 | DELETE /admin/keys/{id}      | revoke (the row stays, for the ledger)                           |
 | GET    /admin/keys/{id}/holds | what the key's calls in flight hold (age, amount, replica)       |
 | POST   /admin/keys/{id}/holds/release | release them (all, or ``{"request_id": ...}``)           |
 | GET    /admin/usage          | the ledger filtered (key, model, since, until), grouped (by), CSV |
+| GET    /admin/models         | each model's state, price, breaker, recent calls, failures, latency |
 | GET    /v1/usage             | the calling client key's budget, limits and usage by model       |
 
 Money is exact: amounts are sent back as decimal strings (``"12.5"``) and taken as numbers or strings.
@@ -30,6 +31,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from rerankd.api.common import ServiceDep, caller, require_admin, require_key
+from rerankd.api.server import CircuitCard
 from rerankd.errors import Forbidden, OpenAIError
 from rerankd.gateway.accounts import (
     MAX_INTEGER,
@@ -39,6 +41,7 @@ from rerankd.gateway.accounts import (
     Held,
     Key,
     KeyUsage,
+    ModelActivity,
     NoDatabase,
     UsageReport,
     UsageTotals,
@@ -46,6 +49,7 @@ from rerankd.gateway.accounts import (
 )
 from rerankd.gateway.exports import call_lines, group_lines
 from rerankd.gateway.money import Money
+from rerankd.spec import Price
 
 __all__ = ["router", "self_service"]
 
@@ -132,9 +136,17 @@ class KeyCreated(Key):
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class KeyListed(Key):
+    last_used_at: Annotated[
+        dt.datetime | None,
+        Field(description="When the key last made a call (its newest ledger row); null: never."),
+    ]
+
+
 class KeyList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[Key]
+    data: list[KeyListed]
 
 
 class Totals(BaseModel):
@@ -243,7 +255,9 @@ async def create_key(body: Annotated[KeyCreate, Body()], accounts: AccountsDep) 
 
 @router.get("/keys", response_model=KeyList, summary="Every key, revoked ones included")
 async def list_keys(accounts: AccountsDep) -> KeyList:
-    return KeyList(data=await accounts.list_keys())
+    keys = await accounts.list_keys()
+    last_used = await accounts.last_used()
+    return KeyList(data=[KeyListed(**_values(key), last_used_at=last_used.get(key.id)) for key in keys])
 
 
 @router.get("/keys/{key_id}", response_model=KeyDetail, summary="One key, with its spend and usage so far")
@@ -374,6 +388,84 @@ async def usage(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+# -- /admin/models ---------------------------------------------------------------------------------
+
+
+class RecentCalls(BaseModel):
+    calls: int = Field(description="Calls the model answered (or was asked and none answered) in the period.")
+    failures: int = Field(description="Of those, answered 5xx: the model or its upstreams failed.")
+    failure_rate: float | None = Field(description="failures / calls; null: no calls.")
+    mean_ms: float | None = Field(description="Mean time of the calls answered without an error.")
+    max_ms: float | None = Field(description="Longest time of the calls answered without an error.")
+
+    @classmethod
+    def of(cls, activity: ModelActivity | None) -> RecentCalls:
+        if activity is None:
+            return cls(calls=0, failures=0, failure_rate=None, mean_ms=None, max_ms=None)
+        rate = activity.failures / activity.calls if activity.calls else None
+        return cls(
+            calls=activity.calls,
+            failures=activity.failures,
+            failure_rate=rate,
+            mean_ms=activity.mean_ms,
+            max_ms=activity.max_ms,
+        )
+
+
+class ModelHealth(BaseModel):
+    id: str
+    kind: str
+    status: str = Field(description="not_loaded | loading | ready | failed")
+    error: str | None = Field(description="Why the model cannot be loaded, and how to fix it.")
+    aliases: list[str]
+    precision: str | None = Field(description="What a loaded model computes in; null until loaded.")
+    provider: str | None = Field(description="Upstream models: the provider's API.")
+    fallbacks: list[str] = Field(description="Models tried in order if this one fails.")
+    price: Price | None = Field(description="What a call costs; null: free.")
+    circuit: CircuitCard | None = Field(description="Upstream models: the breaker (after the first call).")
+    recent: RecentCalls | None = Field(description="From the ledger; null: the server has no database.")
+
+
+class ModelHealthList(BaseModel):
+    object: Literal["list"] = "list"
+    minutes: int = Field(description="The period `recent` covers, up to now.")
+    data: list[ModelHealth]
+
+
+@router.get(
+    "/models",
+    response_model=ModelHealthList,
+    summary="Each model's state, price and breaker, and its recent calls, failures and latency",
+)
+async def model_health(
+    service: ServiceDep,
+    minutes: Annotated[int, Query(ge=1, le=7 * 24 * 60, description="How far back `recent` looks.")] = 60,
+) -> ModelHealthList:
+    activity: dict[str, ModelActivity] | None = None
+    if service.accounts is not None:
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)
+        activity = {row.model: row for row in await service.accounts.model_activity(since)}
+    data = []
+    for view in service.models():
+        circuit = view.loaded.circuit if view.loaded else None
+        data.append(
+            ModelHealth(
+                id=view.name,
+                kind=view.kind,
+                status=view.status,
+                error=view.error,
+                aliases=list(view.aliases),
+                precision=view.precision,
+                provider=view.settings.provider,
+                fallbacks=list(view.fallbacks),
+                price=service.pool.price_of(view.name),
+                circuit=CircuitCard(**asdict(circuit)) if circuit else None,
+                recent=RecentCalls.of(activity.get(view.name)) if activity is not None else None,
+            )
+        )
+    return ModelHealthList(minutes=minutes, data=data)
 
 
 # -- /v1/usage -------------------------------------------------------------------------------------

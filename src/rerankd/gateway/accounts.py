@@ -36,6 +36,7 @@ __all__ = [
     "Held",
     "Key",
     "KeyUsage",
+    "ModelActivity",
     "NoDatabase",
     "UsageReport",
     "UsageTotals",
@@ -296,6 +297,17 @@ class CallRow(ledger.Call):
 
 
 @dataclass(frozen=True, slots=True)
+class ModelActivity:
+    """A model's recent calls: how many, how many failed (5xx), how long the others took."""
+
+    model: str
+    calls: int
+    failures: int
+    mean_ms: float | None
+    max_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Held:
     """What one call in flight holds of its key."""
 
@@ -504,6 +516,11 @@ class Accounts:
             columns["disabled"] = values["disabled"]
         return columns
 
+    async def last_used(self) -> dict[int, dt.datetime]:
+        """When each key last made a call (its newest ledger row), by key id, for the keys that made one."""
+        found = await self.store.run(ledger.last_used, self.store.engine)
+        return {key_id: _aware(at) or at for key_id, at in found.items()}
+
     # -- holds of calls in flight -------------------------------------------------------------------
 
     async def holds(self, key: int | str) -> tuple[Key, list[Held]]:
@@ -564,6 +581,13 @@ class Accounts:
             _totals(engine, where),
             _groups(engine, where, by) if by else [],
         )
+
+    async def model_activity(self, since: dt.datetime) -> list[ModelActivity]:
+        """Per model (the one that answered, else the one asked): its calls since ``since``."""
+        start = as_utc(since)
+        assert start is not None
+        rows = await self.store.run(ledger.by_model_since, self.store.engine, start)
+        return [ModelActivity(**row) for row in rows]
 
     async def calls(
         self,

@@ -1,5 +1,6 @@
-"""The routes of the pages: ``/playground`` (static files of this package) and the API docs, ``/docs``
-(Swagger UI) and ``/redoc`` (ReDoc), whose scripts and styles come from the ``fastapi-offline`` package.
+"""The routes of the pages: ``/playground`` and ``/console`` (static files of this package) and the API
+docs, ``/docs`` (Swagger UI) and ``/redoc`` (ReDoc), whose scripts and styles come from the
+``fastapi-offline`` package.
 
 FastAPI's own docs pages load Swagger UI and ReDoc from a CDN and are blank on a machine without internet;
 here every asset is served by rerankd itself. None of these routes needs a key: the pages hold no data,
@@ -24,7 +25,8 @@ PLAYGROUND_ASSETS = "/playground/assets"
 DOCS_ASSETS = "/docs/assets"
 _DOCS_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
-# The playground needs nothing from another origin; the browser then refuses any such request too.
+# The playground and the console need nothing from another origin; the browser then refuses any such request
+# too.
 _PLAYGROUND_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -42,7 +44,13 @@ _NAV_STYLE = (
 def _nav(current: str) -> str:
     """The bar at the top of each docs page: links to the other pages."""
     items = []
-    for href, text in (("/playground", "Playground"), ("/docs", "Swagger UI"), ("/redoc", "ReDoc")):
+    pages = (
+        ("/playground", "Playground"),
+        ("/console", "Console"),
+        ("/docs", "Swagger UI"),
+        ("/redoc", "ReDoc"),
+    )
+    for href, text in pages:
         if href == current:
             attributes = ' aria-current="page" style="color:#fff;font-weight:700"'
         else:
@@ -65,13 +73,20 @@ def _redoc_script() -> bytes:
 
 
 def include_pages(app: FastAPI) -> None:
-    """Add the playground and the offline docs pages to ``app`` (created with ``docs_url=None`` and
-    ``redoc_url=None``, so FastAPI's CDN pages are not there)."""
+    """Add the playground, the console and the offline docs pages to ``app`` (created with
+    ``docs_url=None`` and ``redoc_url=None``, so FastAPI's CDN pages are not there)."""
     title = app.title
 
     async def playground() -> FileResponse:
         return FileResponse(
             STATIC / "playground.html",
+            media_type="text/html; charset=utf-8",
+            headers={"Content-Security-Policy": _PLAYGROUND_POLICY, "Cache-Control": "no-cache"},
+        )
+
+    async def console() -> FileResponse:
+        return FileResponse(
+            STATIC / "console.html",
             media_type="text/html; charset=utf-8",
             headers={"Content-Security-Policy": _PLAYGROUND_POLICY, "Cache-Control": "no-cache"},
         )
@@ -106,6 +121,7 @@ def include_pages(app: FastAPI) -> None:
         )
 
     app.add_api_route("/playground", playground, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/console", console, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
     app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
     # Before the mount of the other assets, so that this route answers for the script.

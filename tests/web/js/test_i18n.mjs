@@ -11,6 +11,8 @@ import {
   setLanguage,
   t,
 } from "../../../src/rerankd/web/static/i18n.js";
+// The console adds its own words to these (and names them in its page and scripts, scanned below too).
+import "../../../src/rerankd/web/static/console-i18n.js";
 
 const STATIC = new URL("../../../src/rerankd/web/static/", import.meta.url);
 const placeholders = (text) => [...text.matchAll(/\{(\w+)\}/g)].map((match) => match[1]).sort();
@@ -55,7 +57,7 @@ describe("the strings", () => {
   });
 
   test("every key the page and the scripts name exists", () => {
-    const html = readFileSync(new URL("playground.html", STATIC), "utf8");
+    const html = ["playground.html", "console.html"].map((page) => readFileSync(new URL(page, STATIC), "utf8")).join("");
     const named = [...html.matchAll(/data-i18n(?:-aria-label)?="([^"]+)"/g)].map((match) => match[1]);
     for (const file of readdirSync(STATIC).filter((name) => name.endsWith(".js"))) {
       const code = readFileSync(new URL(file, STATIC), "utf8");

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, Integer, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, Integer, bindparam, case, func, insert, select, update
 
 from rerankd.gateway.store.engine import reading
 from rerankd.gateway.store.holds import take
@@ -19,6 +19,7 @@ from rerankd.gateway.store.limits import add_tokens, release, settle_budget
 from rerankd.gateway.store.schema import api_keys, usage
 
 __all__ = ["Call", "Cursor", "Grouping", "UsageFilter", "calls", "page", "record", "refund", "summarize"]
+__all__ += ["by_model_since", "last_used"]
 
 Grouping = Literal["key", "model", "day"]
 
@@ -150,6 +151,47 @@ def summarize(engine: Engine, where: UsageFilter, by: Grouping | None = None) ->
             item = {"group": str(row["group"]), **item}  # SQLite's date() is text, PostgreSQL's a date
         report.append(item)
     return [item for item in report if item["calls"]]
+
+
+def last_used(engine: Engine) -> dict[int, dt.datetime]:
+    """When each managed key last made a call (its newest row), for the keys that made one. A subquery
+    per key: each is one lookup in the (key_id, at) index, however long the ledger."""
+    newest = select(func.max(usage.c.at)).where(usage.c.key_id == api_keys.c.id).scalar_subquery()
+    with reading(engine) as connection:
+        rows = connection.execute(select(api_keys.c.id, newest.label("at"))).all()
+    return {row.id: row.at for row in rows if row.at is not None}
+
+
+def by_model_since(engine: Engine, since: dt.datetime) -> list[dict[str, Any]]:
+    """Per model that answered (else the model asked, as ``summarize(by="model")`` groups): calls since
+    ``since``, those answered 5xx (the model or its upstreams failed; a client's mistake or a refused
+    key is not the model's), and the mean and longest time of the calls answered without an error."""
+    group = func.coalesce(usage.c.served_by, usage.c.model)
+    answered = case((usage.c.status < 400, usage.c.latency_ms))
+    statement = (
+        select(
+            group.label("model"),
+            func.count().label("calls"),
+            func.sum((usage.c.status >= 500).cast(Integer)).label("failures"),
+            func.avg(answered).label("mean_ms"),
+            func.max(answered).label("max_ms"),
+        )
+        .where(usage.c.at >= since)
+        .group_by(group)
+        .order_by(group)
+    )
+    with reading(engine) as connection:
+        rows = connection.execute(statement).mappings().all()
+    return [
+        {
+            "model": str(row["model"]),
+            "calls": int(row["calls"]),
+            "failures": int(row["failures"] or 0),
+            "mean_ms": float(row["mean_ms"]) if row["mean_ms"] is not None else None,
+            "max_ms": float(row["max_ms"]) if row["max_ms"] is not None else None,
+        }
+        for row in rows
+    ]
 
 
 # Where a page of rows ends: the last row's (at, id), the order rows are read in.
