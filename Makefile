@@ -73,15 +73,19 @@ test: install-test node_modules/.installed
 	node --test --test-reporter=spec $(NODE_TESTS)
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
-# One run, everything under $(BENCH_OUT): the servers against each other and the matmul peak (perf/), the share
-# of the bare forward pass reached through HTTP (ceiling-*.md), the cache's gains (cache.md) and the fidelity of
-# each precision on Cranfield (precision/). BENCH_ARGS go to bench_perf.py (e.g. --quick).
+# One run, everything under $(BENCH_OUT) (about 1.5 h on 2 cores): the servers against each other and the matmul
+# peak (perf/), the share of the bare forward pass and of the peak reached through HTTP in each threads layout, for
+# two cross-encoders and the Qwen3-0.6B-shaped LLM reranker (ceiling-*.md), an LLM reranker's shared prefix against
+# the tokens it saves (prefix.md), the cache's gains (cache.md) and the fidelity of each precision on Cranfield
+# (precision/). BENCH_ARGS go to bench_perf.py (e.g. --quick).
 BENCH_OUT ?= benchmarks/results
 bench: install
 	mkdir -p $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_perf.py --out $(BENCH_OUT)/perf $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_ceiling.py --model minilm-l6 > $(BENCH_OUT)/ceiling-minilm-l6.md && cat $(BENCH_OUT)/ceiling-minilm-l6.md
 	$(BIN)/python benchmarks/bench_ceiling.py --model bert-base --requests 16 > $(BENCH_OUT)/ceiling-bert-base.md && cat $(BENCH_OUT)/ceiling-bert-base.md
+	$(BIN)/python benchmarks/bench_ceiling.py --model qwen3-0.6b --docs 10 --requests 8 --clients 4 --rounds 2 > $(BENCH_OUT)/ceiling-qwen3-0.6b.md && cat $(BENCH_OUT)/ceiling-qwen3-0.6b.md
+	$(BIN)/python benchmarks/bench_prefix.py --docs 4 > $(BENCH_OUT)/prefix.md && cat $(BENCH_OUT)/prefix.md
 	$(BIN)/python benchmarks/bench_cache.py --queries 10 --concurrency 1 > $(BENCH_OUT)/cache.md && cat $(BENCH_OUT)/cache.md
 	$(BIN)/python benchmarks/bench_precision.py --fidelity --out $(BENCH_OUT)/precision
 
@@ -95,11 +99,12 @@ lint: install-test node_modules/.installed
 	node_modules/.bin/tsc --noEmit -p tsconfig.json
 
 # Re-resolve the lock: the newest releases within pyproject's ranges, for this platform (Linux x86_64, CPython
-# 3.11), torch kept at the local CPU wheel. Commit the new requirements.lock once `make test` passes on it.
+# 3.11), torch kept at the local CPU wheel; the otel extra (OpenTelemetry tracing) is in it, as `all` and `test`
+# take it in too. Commit the new requirements.lock once `make test` passes on it.
 lock: | $(BIN)/python
 	$(PIP) install -q $(UV)
 	echo 'torch==2.13.0+cpu' > $(VENV)/torch-constraint.txt
-	$(BIN)/uv pip compile -q pyproject.toml support/pyproject.toml --extra test --extra bench \
+	$(BIN)/uv pip compile -q pyproject.toml support/pyproject.toml --extra test --extra bench --extra otel \
 		--find-links /opt/wheels -c $(VENV)/torch-constraint.txt --generate-hashes \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --upgrade -o $(LOCK)
 

@@ -10,6 +10,9 @@ HTTP), ``--concurrency`` requests in flight, in three ways:
 - ``cache, one pass``: a cold cache; hits are the documents (and queries) earlier requests embedded;
 - ``cache, again``: the same workload once more (exact repeats): every input hits.
 
+``--kind late-interaction`` scores it with a random ColBERT of answerai-colbert-small-v1's shape instead
+(generated into ``.cache/bench-models/`` on first use): its cache keeps each document's token vectors.
+
 It reports pairs/s, the hit rate (inputs served from the cache / inputs looked up, queries included),
 the speed-up, and the largest score difference from the run without a cache. A fresh pass is itself not
 reproducible to the last bit across batch compositions (fp32 GEMM kernels change with the number of rows),
@@ -18,6 +21,7 @@ time (``--noise-requests`` of them).
 
     .venv/bin/python benchmarks/bench_cache.py                     # fp32, ~1 min on 2 CPUs
     .venv/bin/python benchmarks/bench_cache.py --dtypes fp32,auto --queries 30 --top-k 20
+    .venv/bin/python benchmarks/bench_cache.py --kind late-interaction
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from typing import Any
 from rerankd_support import cranfield
 from rerankd_support.bench.options import csv_list
 from rerankd_support.bench.tables import environment, markdown_table
-from rerankd_support.models import bundled_minilm_path
+from rerankd_support.models import bundled_minilm_path, make_late_interaction
+from rerankd_support.paths import BENCH_CACHE
 
 from rerankd.backends.base import BatchedBackend
 from rerankd.evaluate.first_stage import bm25_run
@@ -138,6 +143,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cache-mb", type=float, default=64, help="the cache's size [64]")
     parser.add_argument("--dtypes", type=csv_list(str), default=["fp32"], help="precisions [fp32]")
     parser.add_argument(
+        "--kind",
+        choices=["bi-encoder", "late-interaction"],
+        default="bi-encoder",
+        help="the bundled all-MiniLM-L6-v2, or a random answerai-colbert-small-v1 shape [bi-encoder]",
+    )
+    parser.add_argument(
         "--noise-requests", type=int, default=2, help="requests scored one at a time for the noise [2]"
     )
     cranfield.add_argument(parser)
@@ -146,14 +157,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     requests = workload(cranfield.load(args.cranfield), args.queries, args.top_k)
     candidates = [document for _, documents in requests for document in documents]
     env = environment()
+    source, model = str(bundled_minilm_path()), "bi-encoder all-MiniLM-L6-v2"
+    if args.kind == "late-interaction":
+        folder = BENCH_CACHE / "answerai-colbert-small-shaped"
+        if not (folder / "modules.json").exists():
+            make_late_interaction(folder, tokenizer_from=bundled_minilm_path())
+        source, model = str(folder), "late-interaction answerai-colbert-small-v1 shape (random)"
     print(
         f"{len(requests)} requests, {len(candidates)} candidates, {len(set(candidates))} distinct "
-        f"({1 - len(set(candidates)) / len(candidates):.0%} repeats); bi-encoder all-MiniLM-L6-v2; "
+        f"({1 - len(set(candidates)) / len(candidates):.0%} repeats); {model}; "
         f"{args.concurrency} in flight; {env['cpus']} CPUs, torch {env['versions'].get('torch')}\n"
     )
     rows = []
     for dtype in args.dtypes:
-        entry = {"name": "bench", "kind": "bi-encoder", "source": str(bundled_minilm_path()), "dtype": dtype}
+        entry = {"name": "bench", "kind": args.kind, "source": source, "dtype": dtype}
         spec = model_spec({**entry, "device": "cpu"})
         backend: BatchedBackend = load_model(spec)
         runs, noise = asyncio.run(measure(backend, spec.model_dump_json(), requests, args))

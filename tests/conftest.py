@@ -99,6 +99,13 @@ def tiny_bi_encoder(models_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_late_interaction(models_dir: Path) -> Path:
+    from rerankd_support.models import make_tiny_late_interaction
+
+    return make_tiny_late_interaction(models_dir / "tiny-colbert")
+
+
+@pytest.fixture(scope="session")
 def minilm_path() -> Path:
     from rerankd_support.models import bundled_minilm_path
 

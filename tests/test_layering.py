@@ -1,12 +1,13 @@
 """The package's floors, and imports that only go down them.
 
-Lowest first: the leaves (types, errors, the request's deadline, the redaction); the settings every model
-has and money; model code (backends) and upstream providers; the table of kinds; the config; the gateway
-(keys, money, the ledger); serving (pool, scheduler, service, the Python API); the front doors (HTTP api,
-the web pages, batch jobs, eval); Ray; the commands. A module imports from its own floor and the floors
-below it, never above, and no module reaches itself through its imports (no circles, lazy imports
-included). On top of the floors, a few modules are kept narrower still (FORBIDDEN): the API sees models
-only through the service's views, the leaves import no library of consequence, and so on.
+Lowest first: the leaves (types, errors, the request's deadline, the redaction, the access record,
+tracing); the settings every model has and money; model code (backends) and upstream providers; the table
+of kinds; the config; the gateway (keys, money, the ledger); serving (pool, scheduler, service, the Python
+API); the front doors (HTTP api, the web pages, batch jobs, eval); Ray; the commands. A module imports from
+its own floor and the floors below it, never above, and no module reaches itself through its imports (no
+circles, lazy imports included). On top of the floors, a few modules are kept narrower still (FORBIDDEN):
+the API sees models only through the service's views, the leaves import no library of consequence, and so
+on.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rerankd"
 MODEL_LIBRARIES = ("torch", "transformers", "sentence_transformers", "bm25s", "tokenizers")
 
 FLOORS: list[tuple[str, ...]] = [
-    ("rerankd.types", "rerankd.errors", "rerankd.deadline", "rerankd.redaction", "rerankd.access"),
+    (
+        "rerankd.types",
+        "rerankd.errors",
+        "rerankd.deadline",
+        "rerankd.redaction",
+        "rerankd.access",
+        "rerankd.tracing",
+    ),
     ("rerankd.spec", "rerankd.gateway.money"),
     ("rerankd.backends", "rerankd.upstream"),
     ("rerankd.kinds",),
@@ -41,6 +49,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "rerankd.errors": ("rerankd.", "torch", "fastapi"),
     "rerankd.deadline": ("rerankd.", "torch", "fastapi"),
     "rerankd.access": ("rerankd.", "torch", "fastapi"),
+    # OpenTelemetry is imported here and nowhere else, and only once tracing is on (lazily).
+    "rerankd.tracing": ("rerankd.", "torch", "fastapi", "starlette", "httpx"),
     "rerankd.redaction": ("rerankd.", "torch", "fastapi", "starlette", "httpx", "uvicorn"),
     "rerankd.gateway.money": ("rerankd.",),
     "rerankd.spec": ("fastapi", *MODEL_LIBRARIES),

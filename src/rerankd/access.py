@@ -23,6 +23,7 @@ class AccessRecord:
     request_id: str
     method: str
     path: str  # without the query string, which may carry a key
+    trace_id: str | None = None  # the OpenTelemetry trace of the request, when tracing is on
     status: int | None = None
     seconds: float | None = None
     key: str | None = None

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
         "loads): bounds how long a newly arrived request waits behind a pass; passes are otherwise cut "
         "for the most throughput.",
     )
+    threads_layout: Literal["auto", "single", "parallel"] = Field(
+        default="auto",
+        description="How a local model's forward passes use the CPU's cores: `single`, one worker thread "
+        "whose passes use every core (torch's OpenMP threads); `parallel`, one worker thread per core, each "
+        "running its own passes on one core (no OpenMP barrier to stall when a core is taken); `auto` times "
+        "both when a model loads (a second or two) and keeps the faster. On a GPU: `single`.",
+    )
     header_timeout: float = Field(
         default=10.0,
         gt=0,

@@ -1,13 +1,18 @@
 """Every kind of model rerankd serves, in one table: its settings, its shape, and how it loads.
 
-| kind          | settings                       | shape     | implementation (imported on first load)     |
-|---------------|--------------------------------|-----------|---------------------------------------------|
-| cross-encoder | backends.specs.TransformerSpec | local     | backends/cross_encoder.py                   |
-| bi-encoder    | backends.specs.TransformerSpec | local     | backends/bi_encoder.py                      |
-| llm-reranker  | backends.specs.LlmRerankerSpec | local     | backends/llm_reranker.py                    |
-| bm25          | backends.specs.Bm25Spec        | local     | backends/bm25.py                            |
-| upstream      | upstream.spec.UpstreamSpec     | remote    | upstream/base.py (another rerank API)       |
-| hybrid        | backends.specs.HybridSpec      | composite | serving/hybrid.py (fuses configured models) |
+| kind             | settings                  | shape     | implementation (imported on first load)     |
+|------------------|---------------------------|-----------|---------------------------------------------|
+| cross-encoder    | specs.TransformerSpec     | local     | backends/cross_encoder.py                   |
+| bi-encoder       | specs.TransformerSpec     | local     | backends/bi_encoder.py                      |
+| llm-reranker     | specs.LlmRerankerSpec     | local     | backends/llm_reranker.py                    |
+| listwise         | specs.ListwiseSpec        | local     | backends/listwise.py (jina-reranker-v3)     |
+| late-interaction | specs.LateInteractionSpec | local     | backends/late_interaction.py (ColBERT)      |
+| bm25             | specs.Bm25Spec            | local     | backends/bm25.py                            |
+| upstream         | upstream.UpstreamSpec     | remote    | upstream/base.py (another rerank API)       |
+| hybrid           | specs.HybridSpec          | composite | serving/hybrid.py (fuses configured models) |
+| cascade          | specs.CascadeSpec         | composite | serving/cascade.py (models in turn, top k)  |
+
+``specs`` is backends/specs.py; ``upstream.UpstreamSpec`` is in upstream/spec.py.
 
 A kind's *shape* says how the pool serves it: ``local`` builds a backend in this process that the
 scheduler batches or runs whole; ``remote`` builds a scorer that calls out (nothing to load, warm up or
@@ -30,13 +35,22 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import ValidationError
 
 from rerankd.backends.base import BatchedBackend, DirectBackend
-from rerankd.backends.specs import Bm25Spec, HybridSpec, LlmRerankerSpec, TransformerSpec
+from rerankd.backends.specs import (
+    Bm25Spec,
+    CascadeSpec,
+    HybridSpec,
+    LateInteractionSpec,
+    ListwiseSpec,
+    LlmRerankerSpec,
+    TransformerSpec,
+)
 from rerankd.errors import settings_problems
 from rerankd.spec import ModelSpec
 from rerankd.types import Scorer
 from rerankd.upstream.spec import UpstreamSpec
 
 if TYPE_CHECKING:  # for the checker only: serving is a floor above this table (see _hybrid)
+    from rerankd.serving.cascade import CascadeScorer
     from rerankd.serving.hybrid import HybridScorer
 
 __all__ = [
@@ -125,6 +139,20 @@ def _llm_reranker(spec: LlmRerankerSpec) -> BatchedBackend:
     return LlmRerankerBackend.load(spec)
 
 
+@local(ListwiseSpec)
+def _listwise(spec: ListwiseSpec) -> DirectBackend:
+    from rerankd.backends.listwise import ListwiseBackend
+
+    return ListwiseBackend.load(spec)
+
+
+@local(LateInteractionSpec)
+def _late_interaction(spec: LateInteractionSpec) -> BatchedBackend:
+    from rerankd.backends.late_interaction import LateInteractionBackend
+
+    return LateInteractionBackend.load(spec)
+
+
 @local(Bm25Spec)
 def _bm25(spec: Bm25Spec) -> DirectBackend:
     from rerankd.backends.bm25 import Bm25Backend
@@ -147,13 +175,23 @@ def _hybrid(spec: HybridSpec, resolve: Resolve) -> Scorer:
     return hybrid.load(spec, resolve)
 
 
+@composite(CascadeSpec)
+def _cascade(spec: CascadeSpec, resolve: Resolve) -> Scorer:
+    # On the serving floor too, for the same reason as _hybrid.
+    cascade: type[CascadeScorer] = importlib.import_module("rerankd.serving.cascade").CascadeScorer
+    return cascade.load(spec, resolve)
+
+
 KINDS: dict[str, ModelKind] = {
     "cross-encoder": _cross_encoder,
     "bi-encoder": _bi_encoder,
     "llm-reranker": _llm_reranker,
+    "listwise": _listwise,
+    "late-interaction": _late_interaction,
     "bm25": _bm25,
     "upstream": _upstream,
     "hybrid": _hybrid,
+    "cascade": _cascade,
 }
 
 

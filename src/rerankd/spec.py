@@ -126,6 +126,11 @@ class ModelSpec(BaseModel):
     def summary(self) -> SpecSummary:
         return SpecSummary()
 
+    def recipe(self) -> str | None:
+        """How this model is asked, where kinds differ by model (an LLM reranker's prompt preset), as
+        ``rerankd models`` shows it; None for kinds with one way."""
+        return None
+
     def secrets(self) -> tuple[str, ...]:
         """The values this model's settings give access with (keys, passwords): rerankd redacts them
         wherever they would be shown (``rerankd.redaction``)."""

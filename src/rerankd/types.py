@@ -184,6 +184,29 @@ class CacheState:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadsLayout:
+    """How a local model's forward passes use the CPU (the ``threads_layout`` setting): ``workers`` threads
+    take batches from its queue, each running its passes on ``threads`` OpenMP threads."""
+
+    name: Literal["single", "parallel"]
+    workers: int
+    threads: int
+    setting: str  # what was configured: auto, single or parallel
+    # auto: each candidate's inputs per second in the passes timed at load, e.g. (("single", 6.3), ...)
+    measured: tuple[tuple[str, float], ...] = ()
+
+    def describe(self) -> str:
+        """For the log and /v1/models: ``parallel: 2 workers x 1 thread (auto: single 6.3, parallel 8.5
+        inputs/s)``."""
+        workers, threads = "worker" + "s" * (self.workers > 1), "thread" + "s" * (self.threads > 1)
+        shape = f"{self.workers} {workers} x {self.threads} {threads}"
+        if not self.measured:
+            return f"{self.name}: {shape} ({self.setting})"
+        rates = ", ".join(f"{name} {rate:.1f}" for name, rate in self.measured)
+        return f"{self.name}: {shape} ({self.setting}: {rates} inputs/s)"
+
+
+@dataclass(frozen=True, slots=True)
 class ScorerInfo:
     """What a ready scorer tells about itself; None where it does not apply."""
 
@@ -192,6 +215,7 @@ class ScorerInfo:
     batch_tokens: int | None = None  # padded tokens per forward pass
     circuit: CircuitState | None = None  # upstream models
     cache: CacheState | None = None  # local models with ``cache_mb`` set
+    layout: ThreadsLayout | None = None  # local batched models: workers and threads (threads_layout)
 
 
 @dataclass(frozen=True, slots=True)

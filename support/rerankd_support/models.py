@@ -7,8 +7,8 @@ folder), and everything is written with ``save_pretrained`` so the usual loaders
 (``AutoModelForSequenceClassification``, ``AutoTokenizer``, ``CrossEncoder``, ``SentenceTransformer``)
 open the folders offline exactly as they would a downloaded model. Two families: tiny models (hidden
 size 32) that load in milliseconds, for unit tests; and full-size shapes (MiniLM-L6, BERT-base,
-XLM-RoBERTa-large, Qwen3-Reranker-0.6B) for benchmarks, where the cost of inference must be realistic
-even if the scores are meaningless.
+XLM-RoBERTa-large, Qwen3-Reranker-0.6B, mxbai-rerank-base-v2's Qwen2-0.5B) for benchmarks, where the cost
+of inference must be realistic even if the scores are meaningless.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from rerankd_support.bpe import build_byte_bpe_tokenizer
+from rerankd_support.bpe import build_byte_bpe_tokenizer, build_gemma_tokenizer
 from rerankd_support.vocab import MODEL_MAX_LENGTH, build_unigram_tokenizer, build_wordpiece_tokenizer
 
 __all__ = [
@@ -25,9 +25,18 @@ __all__ = [
     "QWEN3_ARCHITECTURES",
     "bundled_minilm_path",
     "make_cross_encoder",
+    "make_jina_reranker_v3",
+    "make_late_interaction",
+    "make_modernbert_cross_encoder",
+    "make_mxbai_reranker",
     "make_qwen3_reranker",
     "make_tiny_bert_cross_encoder",
     "make_tiny_bi_encoder",
+    "make_tiny_gemma_reranker",
+    "make_tiny_jina_reranker_v3",
+    "make_tiny_late_interaction",
+    "make_tiny_modernbert_cross_encoder",
+    "make_tiny_mxbai_reranker",
     "make_tiny_qwen3_reranker",
     "make_tiny_xlmr_cross_encoder",
 ]
@@ -128,7 +137,8 @@ def _spread_scores(head: Any, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         head.weight.copy_(torch.randn(head.weight.shape, generator=generator))
-        head.bias.zero_()
+        if head.bias is not None:  # ModernBERT's classifier has none
+            head.bias.zero_()
 
 
 def make_tiny_bi_encoder(out_dir: Path, *, seed: int = 0) -> Path:
@@ -156,6 +166,152 @@ def make_tiny_bi_encoder(out_dir: Path, *, seed: int = 0) -> Path:
         model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
         out_dir.mkdir(parents=True, exist_ok=True)
         model.save(str(out_dir))
+    return out_dir
+
+
+# ColBERT checkpoints as PyLate saves them. answerai-colbert-small-v1 (its config.json, 1_Dense and PyLate
+# config): a 12-layer BERT of hidden size 384, projected to 96 dimensions without bias; Stanford's markers.
+COLBERT_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "tiny": {"sizes": TINY_SIZES, "dim": 16, "query_length": 32, "document_length": 180},
+    "answerai-colbert-small": {
+        "sizes": {
+            "hidden_size": 384,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "intermediate_size": 1536,
+        },
+        "dim": 96,
+        "query_length": 32,
+        "document_length": 300,
+        "vocab_size": REAL_BERT_VOCAB,
+    },
+}
+
+
+def make_tiny_late_interaction(
+    out_dir: Path, *, seed: int = 0, layout: Literal["pylate", "stanford"] = "pylate"
+) -> Path:
+    """A tiny ColBERT (``BertModel`` of hidden size 32 projected to 16 dimensions) with the built-in
+    WordPiece tokenizer. ``pylate``: the folder PyLate saves, its default markers ``[Q] ``/``[D] `` added to
+    the tokenizer as PyLate adds them. ``stanford``: the Stanford ColBERT library's (an ``HF_ColBERT`` whose
+    weights hold the projection, artifact.metadata), markers ``[unused0]``/``[unused1]``, query and document
+    lengths 24 and 64."""
+    with tempfile.TemporaryDirectory(prefix="rerankd-colbert-") as tmp:
+        tokenizer = build_wordpiece_tokenizer(Path(tmp))
+    if layout == "stanford":
+        tokenizer.add_tokens(["[unused0]", "[unused1]"])
+        return _make_stanford_colbert(out_dir, tokenizer, seed)
+    tokenizer.add_tokens(["[Q] ", "[D] "])
+    return _make_colbert(out_dir, "tiny", tokenizer, ("[Q] ", "[D] "), TINY_INIT_RANGE, seed)
+
+
+def _make_stanford_colbert(out_dir: Path, tokenizer: Any, seed: int) -> Path:
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        initializer_range=TINY_INIT_RANGE,
+        architectures=["HF_ColBERT"],
+        **TINY_SIZES,
+    )
+    torch.manual_seed(seed)
+    weights = {f"bert.{key}": value for key, value in BertModel(config).state_dict().items()}
+    generator = torch.Generator().manual_seed(seed + 1)
+    weights["linear.weight"] = torch.randn((16, config.hidden_size), generator=generator) * TINY_INIT_RANGE
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(str(out_dir))
+    save_file({key: value.contiguous() for key, value in weights.items()}, str(out_dir / "model.safetensors"))
+    tokenizer.save_pretrained(str(out_dir))
+    metadata = {
+        "query_token_id": "[unused0]",
+        "doc_token_id": "[unused1]",
+        "query_maxlen": 24,
+        "doc_maxlen": 64,
+        "attend_to_mask_tokens": False,
+        "similarity": "cosine",
+        "dim": 16,
+    }
+    (out_dir / "artifact.metadata").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    return out_dir
+
+
+def make_late_interaction(
+    out_dir: Path,
+    *,
+    tokenizer_from: Path,
+    arch: Literal["answerai-colbert-small"] = "answerai-colbert-small",
+    seed: int = 0,
+) -> Path:
+    """A random ColBERT of a real shape (std-0.02 init) with a real BERT tokenizer (``tokenizer_from``, e.g.
+    :func:`bundled_minilm_path`) and Stanford's markers ``[unused0]``/``[unused1]``, for benchmarks."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_from))
+    return _make_colbert(out_dir, arch, tokenizer, ("[unused0]", "[unused1]"), 0.02, seed)
+
+
+def _make_colbert(
+    out_dir: Path, arch: str, tokenizer: Any, markers: tuple[str, str], init_range: float, seed: int
+) -> Path:
+    import json
+    import string
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import BertConfig, BertModel
+
+    shape = COLBERT_ARCHITECTURES[arch]
+    config = BertConfig(
+        vocab_size=max(len(tokenizer), shape.get("vocab_size", 0)),
+        pad_token_id=tokenizer.pad_token_id,
+        initializer_range=init_range,
+        **shape["sizes"],
+    )
+    torch.manual_seed(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(str(out_dir))  # with its pooler (unused), which BertModel loads
+    tokenizer.model_max_length = MODEL_MAX_LENGTH
+    tokenizer.save_pretrained(str(out_dir))
+    generator = torch.Generator().manual_seed(seed + 1)
+    hidden, dim = config.hidden_size, shape["dim"]
+    # Any scale: the vectors are L2-normalised after the projection.
+    weight = torch.randn((dim, hidden), generator=generator) * init_range
+    (out_dir / "1_Dense").mkdir(exist_ok=True)
+    save_file({"linear.weight": weight.contiguous()}, str(out_dir / "1_Dense" / "model.safetensors"))
+    files: dict[str, Any] = {
+        "1_Dense/config.json": {
+            "in_features": hidden,
+            "out_features": dim,
+            "bias": False,
+            "activation_function": "torch.nn.modules.linear.Identity",
+            "use_residual": False,
+        },
+        "modules.json": [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Dense", "type": "pylate.models.Dense.Dense"},
+        ],
+        "sentence_bert_config.json": {"max_seq_length": shape["document_length"] - 1, "do_lower_case": False},
+        "config_sentence_transformers.json": {
+            "model_type": "ColBERT",
+            "prompts": {},
+            "default_prompt_name": None,
+            "similarity_fn_name": "MaxSim",
+            "query_prefix": markers[0],
+            "document_prefix": markers[1],
+            "query_length": shape["query_length"],
+            "document_length": shape["document_length"],
+            "attend_to_expansion_tokens": False,
+            "skiplist_words": list(string.punctuation),
+            "do_query_expansion": True,
+        },
+    }
+    for name, content in files.items():
+        (out_dir / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     return out_dir
 
 
@@ -312,4 +468,230 @@ def _make_qwen3(
         lm_head = model.get_output_embeddings().weight
         classifier.score.weight.copy_((lm_head[yes] - lm_head[no]).unsqueeze(0))
     classifier.save_pretrained(str(out_dir))
+    return out_dir
+
+
+# jina-reranker-v3's markers: added tokens after each document and after the query.
+JINA_MARKERS = ["<|embed_token|>", "<|rerank_token|>"]
+JINA_PROJECTOR_DIM = 512
+
+
+def make_tiny_jina_reranker_v3(out_dir: Path, *, seed: int = 0) -> Path:
+    """A 2-layer, hidden-32 jina-reranker-v3: a Qwen3 backbone and its projector, saved as the official
+    ``JinaForRanking`` checkpoint is (``model.*`` and ``projector.0.weight`` / ``projector.2.weight`` in
+    ``model.safetensors``, architecture ``JinaForRanking``), with the byte-level BPE tokenizer plus the two
+    markers as special added tokens."""
+    return _make_jina_reranker_v3(out_dir, "tiny", seed, TINY_INIT_RANGE)
+
+
+def make_jina_reranker_v3(
+    out_dir: Path, *, arch: Literal["tiny", "qwen3-0.6b"] = "qwen3-0.6b", seed: int = 0
+) -> Path:
+    """A random jina-reranker-v3 of a real shape (Qwen3-0.6B's backbone, std-0.02 init), for benchmarks."""
+    if arch not in QWEN3_ARCHITECTURES:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(QWEN3_ARCHITECTURES)}")
+    return _make_jina_reranker_v3(out_dir, arch, seed, 0.02)
+
+
+def _make_jina_reranker_v3(out_dir: Path, arch: str, seed: int, init_range: float) -> Path:
+    import torch
+    from safetensors.torch import save_file
+    from tokenizers import AddedToken
+    from transformers import Qwen3Config, Qwen3Model
+
+    tokenizer = build_byte_bpe_tokenizer(out_dir)
+    tokenizer.add_tokens([AddedToken(token, special=True, normalized=False) for token in JINA_MARKERS])
+    tokenizer.save_pretrained(str(out_dir))
+    sizes = dict(QWEN3_ARCHITECTURES[arch])
+    config = Qwen3Config(
+        vocab_size=max(int(sizes.pop("vocab_size", 0)), len(tokenizer)),
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        initializer_range=init_range,
+        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
+        **sizes,
+    )
+    config.architectures = ["JinaForRanking"]
+    torch.manual_seed(seed)
+    backbone = Qwen3Model(config)
+    hidden, half = config.hidden_size, config.hidden_size // 2
+    # Unit-gain random projections (the trained ones are not small either), so cosines spread out.
+    generator = torch.Generator().manual_seed(seed + 1)
+    tensors = {f"model.{name}": value.contiguous() for name, value in backbone.state_dict().items()}
+    tensors["projector.0.weight"] = torch.randn(half, hidden, generator=generator) / hidden**0.5
+    tensors["projector.2.weight"] = torch.randn(JINA_PROJECTOR_DIM, half, generator=generator) / half**0.5
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(str(out_dir))
+    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    return out_dir
+
+
+# mxbai-rerank-v2: Qwen2 causal LMs. "qwen2-0.5b" is mixedbread-ai/mxbai-rerank-base-v2's shape (its
+# config.json: Qwen2.5-0.5B), vocabulary included.
+QWEN2_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 1024,
+    },
+    "qwen2-0.5b": {
+        "hidden_size": 896,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "intermediate_size": 4864,
+        "max_position_embeddings": 32768,
+        "vocab_size": 151936,
+    },
+}
+# bge-reranker-v2-gemma: a Gemma causal LM (gemma-2b: multi-query attention, head size 256). Only the tiny
+# shape is generated; the throughput of this family is measured on the Qwen2 shape.
+GEMMA_TINY: dict[str, Any] = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 1,
+    "head_dim": 8,
+    "intermediate_size": 64,
+    "max_position_embeddings": 1024,
+}
+
+
+def _preset_text(name: str) -> list[str]:
+    """The fixed text of a prompt preset (slots empty), for a tokenizer to learn its words from."""
+    from rerankd.backends.prompts import PROMPT_PRESETS
+
+    preset = PROMPT_PRESETS[name]
+    around = preset.around_document(instruction="", query="")
+    pieces = [
+        preset.fill(piece, instruction="", query="") for piece in preset.pieces if "{document}" not in piece
+    ]
+    return [*pieces, *around, *(preset.default_instruction or "",)]
+
+
+def make_tiny_mxbai_reranker(out_dir: Path, *, seed: int = 0) -> Path:
+    """A 2-layer, hidden-32 Qwen2 causal LM (as mxbai-rerank-v2) with the byte-level BPE tokenizer, whose
+    digits ``0`` and ``1`` (the answers) are single tokens."""
+    return _make_mxbai(out_dir, "tiny", seed, TINY_INIT_RANGE)
+
+
+def make_mxbai_reranker(
+    out_dir: Path, *, arch: Literal["tiny", "qwen2-0.5b"] = "qwen2-0.5b", seed: int = 0
+) -> Path:
+    """A random mxbai-rerank-v2 of a real shape (Qwen2-0.5B, std-0.02 init), for benchmarks."""
+    if arch not in QWEN2_ARCHITECTURES:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(QWEN2_ARCHITECTURES)}")
+    return _make_mxbai(out_dir, arch, seed, 0.02)
+
+
+def _make_mxbai(out_dir: Path, arch: str, seed: int, init_range: float) -> Path:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = build_byte_bpe_tokenizer(out_dir, prompt_corpus=_preset_text("mxbai-rerank-v2"))
+    sizes = dict(QWEN2_ARCHITECTURES[arch])
+    config = Qwen2Config(
+        vocab_size=max(int(sizes.pop("vocab_size", 0)), len(tokenizer)),
+        tie_word_embeddings=True,  # as Qwen2.5-0.5B
+        eos_token_id=tokenizer.eos_token_id,
+        initializer_range=init_range,
+        # The default base (10000), which transformers 4 reads the same from a config written by 5.
+        **sizes,
+    )
+    torch.manual_seed(seed)
+    Qwen2ForCausalLM(config).save_pretrained(str(out_dir))
+    return out_dir
+
+
+def make_tiny_gemma_reranker(out_dir: Path, *, seed: int = 0) -> Path:
+    """A 2-layer, hidden-32 Gemma causal LM (as bge-reranker-v2-gemma) with a Gemma-style tokenizer that
+    has ``<bos>`` and ``Yes`` (the answer) as one token."""
+    import torch
+    from transformers import GemmaConfig, GemmaForCausalLM
+
+    tokenizer = build_gemma_tokenizer(out_dir, ["A: ", "B: ", "\n", *_preset_text("bge-reranker-v2-gemma")])
+    config = GemmaConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        initializer_range=TINY_INIT_RANGE,
+        **GEMMA_TINY,
+    )
+    torch.manual_seed(seed)
+    GemmaForCausalLM(config).save_pretrained(str(out_dir))
+    return out_dir
+
+
+# ModernBERT rerankers read 8192 positions (RoPE, alternating global and 128-token local attention).
+MODERNBERT_MAX_LENGTH = 8192
+MODERNBERT_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    # Three layers, so that both a global layer (every third, the first included) and local ones run.
+    "tiny": {**TINY_SIZES, "num_hidden_layers": 3},
+    # Alibaba-NLP/gte-reranker-modernbert-base's shape (ModernBERT-base; its config.json).
+    "modernbert-base": {
+        "hidden_size": 768,
+        "num_hidden_layers": 22,
+        "num_attention_heads": 12,
+        "intermediate_size": 1152,
+        "vocab_size": 50368,
+    },
+}
+
+
+def make_tiny_modernbert_cross_encoder(
+    out_dir: Path, *, pooling: Literal["cls", "mean"] = "mean", seed: int = 0
+) -> Path:
+    """A 3-layer, hidden-32 ``ModernBertForSequenceClassification`` (one label) with the built-in WordPiece
+    tokenizer saved as ModernBERT's is: no token type ids, ``model_max_length`` 8192. ``pooling`` is the
+    config's ``classifier_pooling``: ``mean`` as gte-reranker-modernbert-base, ``cls`` as others."""
+    return _make_modernbert(out_dir, "tiny", pooling, seed, TINY_INIT_RANGE)
+
+
+def make_modernbert_cross_encoder(
+    out_dir: Path,
+    *,
+    arch: Literal["tiny", "modernbert-base"] = "modernbert-base",
+    pooling: Literal["cls", "mean"] = "mean",
+    seed: int = 0,
+) -> Path:
+    """A random ModernBERT cross-encoder of a real shape (std-0.02 init), for benchmarks; the WordPiece
+    vocabulary is smaller than ModernBERT's BPE one, the embedding table has the real size."""
+    if arch not in MODERNBERT_ARCHITECTURES:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(MODERNBERT_ARCHITECTURES)}")
+    return _make_modernbert(out_dir, arch, pooling, seed, 0.02)
+
+
+def _make_modernbert(
+    out_dir: Path, arch: str, pooling: Literal["cls", "mean"], seed: int, init_range: float
+) -> Path:
+    import torch
+    from transformers import ModernBertConfig, ModernBertForSequenceClassification
+
+    tokenizer = build_wordpiece_tokenizer(out_dir)
+    tokenizer.model_input_names = ["input_ids", "attention_mask"]
+    tokenizer.model_max_length = MODERNBERT_MAX_LENGTH
+    tokenizer.save_pretrained(str(out_dir))
+    sizes = dict(MODERNBERT_ARCHITECTURES[arch])
+    config = ModernBertConfig(
+        vocab_size=max(int(sizes.pop("vocab_size", 0)), len(tokenizer)),
+        max_position_embeddings=MODERNBERT_MAX_LENGTH,
+        pad_token_id=tokenizer.pad_token_id,
+        cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        classifier_pooling=pooling,
+        initializer_range=init_range,
+        **_labels(1),
+        **sizes,
+    )
+    torch.manual_seed(seed)
+    model = ModernBertForSequenceClassification(config)
+    if arch == "tiny":
+        _spread_scores(model.classifier, seed)
+    model.save_pretrained(str(out_dir))
     return out_dir

@@ -9,6 +9,10 @@ with pip's output; a build that takes longer than `BUILD_TIMEOUT` seconds is kil
 
 A group that needs torch pins ``torch==2.13.0`` in its lock: pip then takes the local CPU wheel
 (``PIP_FIND_LINKS``), whose ``+cpu`` label sorts above PyPI's CUDA build of the same version.
+
+A package whose declared dependencies cannot be installed here (e.g. one that pins another torch for a
+part the tests do not use) goes in ``no_deps``: installed last, without them; ``requirements`` then
+name the dependencies it does need.
 """
 
 from __future__ import annotations
@@ -45,14 +49,17 @@ class Group:
     name: str
     requirements: tuple[str, ...]
     lock: tuple[str, ...]
+    no_deps: tuple[str, ...] = ()
 
     @property
     def digest(self) -> str:
-        key = {
+        key: dict[str, object] = {
             "python": f"{sys.version_info.major}.{sys.version_info.minor}",
             "requirements": self.requirements,
             "lock": self.lock,
         }
+        if self.no_deps:  # only when set: the venvs of the other groups keep their names
+            key["no_deps"] = self.no_deps
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -117,6 +124,9 @@ def _build(group: Group, venv: Path, timeout: float) -> None:
         pip = [str(_python(staging)), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
         remaining = max(1.0, timeout - (time.monotonic() - began))
         _run([*pip, "-c", str(constraints), *group.requirements], group, remaining)
+        if group.no_deps:
+            remaining = max(1.0, timeout - (time.monotonic() - began))
+            _run([*pip, "--no-deps", *group.no_deps], group, remaining)
         try:
             staging.rename(venv)
         except OSError:

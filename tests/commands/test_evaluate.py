@@ -81,6 +81,31 @@ def test_eval_tunes_a_hybrid_on_half_and_reports_the_rest(
     assert used["run"] is None and used["out"] == str(out)
 
 
+def test_eval_reports_usage_tokens_per_query_a_cascade_counting_every_stage(
+    collection: Path, tmp_path: Path, tiny_bi_encoder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = [
+        {"name": "bm25", "kind": "bm25"},
+        {"name": "tiny", "kind": "bi-encoder", "source": str(tiny_bi_encoder), "max_length": 16},
+        {"name": "cut", "kind": "cascade", "stages": [{"model": "bm25"}, {"model": "tiny", "top_k": 2}]},
+    ]
+    config = tmp_path / "cascade.yaml"
+    config.write_text(yaml.safe_dump({"models": models}), encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["eval", str(collection), "--config", str(config), "-m", "bm25", "-m", "tiny", "-m", "cut"]
+    assert main([*argv, "--top-k", "6", "--out", str(out), "--no-plots", "--no-progress"]) == 0
+    assert "| tokens/query |" in capsys.readouterr().out
+    with (out / "per_query.csv").open(encoding="utf-8") as rows:
+        tokens = {(row["system"], row["query"]): row["tokens"] for row in csv.DictReader(rows)}
+    assert {tokens["BM25 (first stage)", f"q{n}"] for n in range(6)} == {""}  # not a model's answer
+    for n in range(6):
+        bm25, tiny, cut = (int(tokens[system, f"q{n}"]) for system in ("bm25", "tiny", "cut"))
+        assert bm25 < cut < bm25 + tiny  # bm25 on all six candidates, the bi-encoder on two of them
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    per_system = {system["name"]: system["tokens_per_query"] for system in summary["systems"]}
+    assert per_system["BM25 (first stage)"] is None and per_system["cut"] > per_system["bm25"]
+
+
 def test_eval_long_document_modes_on_the_buried_variant(
     collection: Path, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,6 +117,21 @@ def test_eval_long_document_modes_on_the_buried_variant(
     assert "| tiny [chunk] |" in printed and "| tiny [truncate_end] |" in printed
     assert "each document after 1 unjudged ones" in printed
     assert not (out / "gain.png").exists()
+
+
+def test_eval_reranks_with_a_late_interaction_model(
+    collection: Path, tmp_path: Path, tiny_late_interaction: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = {"name": "colbert", "kind": "late-interaction", "source": str(tiny_late_interaction)}
+    config = tmp_path / "colbert.yaml"
+    config.write_text(yaml.safe_dump({"models": [model]}), encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["eval", str(collection), "--config", str(config), "-m", "colbert", "--top-k", "6"]
+    assert main([*argv, "--out", str(out), "--no-plots", "--no-progress"]) == 0
+    assert "| colbert |" in capsys.readouterr().out
+    with (out / "per_query.csv").open(encoding="utf-8") as rows:
+        scored = [row for row in csv.DictReader(rows) if row["system"] == "colbert"]
+    assert len(scored) == len(TOPICS) and all(0 <= float(row["NDCG@10"]) <= 1 for row in scored)
 
 
 def test_eval_bad_input_exits_2_saying_why(

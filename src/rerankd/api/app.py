@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import rerankd
-from rerankd import access
+from rerankd import access, tracing
 from rerankd.api.bounds import UnknownFields
 from rerankd.api.common import ClientGone
 from rerankd.api.routing import error_body_for, include_routes, route_not_found
@@ -88,6 +88,7 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         record = access.AccessRecord(scope["state"]["request_id"], scope["method"], scope["path"])
+        record.trace_id = tracing.trace_id()  # inside the request's span (Traced), when tracing is on
         began = time.perf_counter()
 
         async def noting(message: Message) -> None:
@@ -104,6 +105,41 @@ class AccessLog:
             access_log.info(
                 "%s %s %d", record.method, record.path, record.status, extra={"access": record.fields()}
             )
+
+
+class Traced:
+    """A span for every HTTP request while tracing is on (``rerankd.tracing``), a child of the caller's trace
+    when its ``traceparent`` header names one; the service's spans (attempts, admission, tokenizing, queue
+    wait, forward passes, upstream calls, settlement) are its children."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: int | None = None
+
+        async def noting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        with tracing.request(scope["method"], scope["path"], scope["headers"]) as span:
+            span.set("rerankd.request_id", scope["state"]["request_id"])
+            try:
+                await self.app(scope, receive, noting)
+            finally:
+                # Named by its route (a configured path), never by the path a client sent.
+                route = getattr(scope.get("route"), "path", None)
+                if isinstance(route, str):
+                    span.rename(f"{scope['method']} {route}")
+                    span.set("http.route", route)
+                span.set("http.response.status_code", status)
+                if status is not None and status >= 500:  # a server span fails on 5xx only
+                    span.fail(str(status))
 
 
 class RequestGuard:
@@ -329,5 +365,7 @@ def create_app(settings: Settings, *, read_settings: Callable[[], Settings] | No
     app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes)
     if settings.log_format == "json":
         app.add_middleware(AccessLog)  # inside RequestId: it knows the request's id
+    if tracing.on():
+        app.add_middleware(Traced)  # outside AccessLog: its line has the trace id
     app.add_middleware(RequestId)  # outermost: every answer carries its id
     return app

@@ -100,6 +100,7 @@ async def info(request: Request, service: ServiceDep) -> dict[str, Any]:
         budget or (view.settings.max_batch_tokens if view else None) or settings.max_batch_tokens or 16384
     )
     dtype = view.settings.dtype if view else None
+    layout = view.loaded.layout if view and view.loaded else None
     return {
         "model_id": name,
         "model_sha": None,
@@ -112,6 +113,8 @@ async def info(request: Request, service: ServiceDep) -> dict[str, Any]:
         "max_client_batch_size": settings.max_documents,
         "auto_truncate": True,
         "tokenization_workers": 1,
+        # Not TEI's: how the loaded model's forward passes use the cores (threads_layout), and why.
+        "threads_layout": layout.describe() if layout else None,
         "version": rerankd.__version__,
         "sha": None,
         "docker_label": None,

@@ -1,19 +1,24 @@
-"""LLM rerankers: causal LMs asked "does this document meet the query?" and scored by "yes" against "no".
+"""LLM rerankers: causal LMs asked "does this document meet the query?" and scored by their answer.
 
-Qwen3-Reranker and models like it are chat LMs fine-tuned to answer one token. Each (query, document)
-pair becomes the model's own prompt (:class:`rerankd.config.YesNoPrompt`: for Qwen3 a system turn, the
-user turn ``<Instruct>: ...\\n<Query>: ...\\n<Document>: ...`` and the opened assistant turn), and the raw
-score is ``logit(yes) - logit(no)`` at the last position, so the sigmoid the service applies is the
-model card's ``softmax([no, yes])[yes]`` and ``raw_scores`` gives the log-odds. A sequence-classification
-conversion of such a model (its one-label head is the ``yes`` row of the LM head minus the ``no`` row)
-loads here too and scores the same prompt with that head.
+Qwen3-Reranker, mxbai-rerank-v2, bge-reranker-v2-gemma and models like them are LMs fine-tuned to answer
+one token. Each (query, document) pair becomes the model's own prompt (``prompts.YesNoPrompt``: for
+Qwen3 a system turn, the user turn ``<Instruct>: ...\\n<Query>: ...\\n<Document>: ...`` and the opened
+assistant turn), and the raw score is ``logit(yes) - logit(no)`` at the last position, so
+the sigmoid the service applies is the model card's ``softmax([no, yes])[yes]`` and ``raw_scores`` gives
+the log-odds; a prompt without a ``no`` answer (bge-reranker-v2-gemma) scores ``logit(yes)``, whose
+sigmoid is the probability of "yes". A sequence-classification conversion of such a model (its one-label
+head is the ``yes`` row of the LM head minus the ``no`` row) loads here too and scores the same prompt
+with that head.
 
-Tokenization matches the model card's, which tokenizes the filled-in prompt as one text: each document
-is encoded inside its prompt, and the token offsets tell the document's tokens from the prompt's (a
-byte-level BPE glues the space before the document to its first word, so encoding the parts separately
-would give other tokens). Only the document's tokens are truncated or cut into windows (windows.py's
-policies); the instruction and the prompt's end never are, and an overlong query is cut to half of what
-the rest of the prompt leaves.
+Tokenization is part of each recipe. A prompt is a list of pieces, each tokenized alone and joined as
+ids, as the authors' code does (mxbai, FlagEmbedding); Qwen3's model card tokenizes the filled-in prompt
+as one text, which is one piece. The document is encoded inside its piece, and the token offsets tell
+the document's tokens from the piece's (a byte-level BPE glues the space before the document to its first
+word, so encoding the document alone would give other tokens). Only the document's tokens are truncated
+or cut into windows (windows.py's policies); the instruction and the prompt's end never are. An overlong
+query is cut to the prompt's ``query_share`` of the room: within one piece, of what the rest of the
+prompt leaves; in a piece of its own, of the span from its piece to the document's (the piece's tokens
+cut at the end, as the authors' code cuts them).
 
 Batches are padded on the left with position ids counting real tokens only, so every row ends at the
 last column and is computed as it would be alone: a document's score does not depend on its batch. The
@@ -72,6 +77,14 @@ def _default_max_length(tokenizer: Any, config: Any) -> int:
     if positions:
         limits.append(int(positions))
     return min(limits)
+
+
+def _recipe_max_length(span_length: int, frame: int, config: Any) -> int:
+    """The window of a recipe that sets the length of its query-to-document span: that span and the
+    prompt's other tokens, within the model's positions (as mxbai's code caps it; its tokenizer's limit
+    plays no part there)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    return min(span_length + frame, int(positions)) if positions else span_length + frame
 
 
 def _token_id(rust: Tokenizer, token: str, field: str) -> int:
@@ -142,7 +155,21 @@ class LlmRerankerBackend:
         self.rust: Tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         self.rust.no_padding()
         self.rust.no_truncation()
-        self.max_length = spec.max_length or _default_max_length(tokenizer, model.config)
+        self.bos: list[int] = []
+        if self.prompt.bos:
+            if tokenizer.bos_token_id is None:
+                raise ValueError("the prompt begins with a BOS token, and this model's tokenizer has none")
+            self.bos = [int(tokenizer.bos_token_id)]
+        self.config = model.config
+        # A recipe that sets its span's length sizes each request's window around it, as its authors' code
+        # does (a longer task prompt, a longer window); a configured max_length is the window itself.
+        self.recipe_window = not spec.max_length and self.prompt.span_length is not None
+        if spec.max_length:
+            self.max_length = spec.max_length
+        elif self.recipe_window:
+            self.max_length = self._window(self._pieces(self.prompt.default_instruction or "", ""))
+        else:
+            self.max_length = _default_max_length(tokenizer, model.config)
         self.classifier = "ForSequenceClassification" in type(model).__name__
         config = model.config
         pad_id = getattr(config, "pad_token_id", None) if self.classifier else None
@@ -160,7 +187,12 @@ class LlmRerankerBackend:
             config.pad_token_id = self.pad_id
         else:
             self.yes_id = _token_id(self.rust, self.prompt.yes_token, "yes_token")
-            self.no_id = _token_id(self.rust, self.prompt.no_token, "no_token")
+            # None: the prompt is scored by its one answer's logit.
+            self.no_id = (
+                None
+                if self.prompt.no_token is None
+                else _token_id(self.rust, self.prompt.no_token, "no_token")
+            )
             # Only the last position's logits are needed; most LMs can skip the vocabulary-sized
             # projection everywhere else.
             self.keep_last = "logits_to_keep" in inspect.signature(model.forward).parameters
@@ -195,36 +227,81 @@ class LlmRerankerBackend:
 
     # -- tokenization (the scheduler's tokenizer thread) ------------------------------------------
 
+    def _encode(self, text: str) -> list[int]:
+        return list(self.rust.encode(text, add_special_tokens=False).ids) if text else []
+
+    def _pieces(self, instruction: str, query: str) -> list[list[int]]:
+        """The ids of each piece but the document's (left empty), the slots filled in, nothing cut."""
+        document = self.prompt.document_piece
+        return [
+            []
+            if index == document
+            else self._encode(self.prompt.fill(piece, instruction=instruction, query=query))
+            for index, piece in enumerate(self.prompt.pieces)
+        ]
+
+    def _frame_tokens(self, pieces: list[list[int]]) -> int:
+        """The prompt's tokens outside the span from the query's piece to the document's."""
+        first, last = sorted((self.prompt.query_piece, self.prompt.document_piece))
+        return len(self.bos) + sum(len(ids) for index, ids in enumerate(pieces) if not first <= index <= last)
+
     def _fixed_tokens(self, instruction: str) -> int:
+        """The prompt's tokens with an empty query and no document."""
         before, after = self.prompt.around_document(instruction=instruction, query="")
-        return len(self.rust.encode(before + after, add_special_tokens=False).ids)
+        pieces = sum(len(ids) for ids in self._pieces(instruction, ""))
+        return len(self.bos) + pieces + len(self._encode(before + after))
 
     def _instruction(self, options: ScoreOptions) -> str:
         if options.instruction is not None and options.instruction.strip():
             return options.instruction
         return self.prompt.default_instruction or ""
 
+    def _window(self, pieces: list[list[int]]) -> int:
+        """The tokens one input may have, given the prompt's pieces."""
+        if not self.recipe_window or self.prompt.span_length is None:
+            return self.max_length
+        return _recipe_max_length(self.prompt.span_length, self._frame_tokens(pieces), self.config)
+
+    def _no_room(self, room: int, window: int) -> InvalidRequest:
+        return InvalidRequest(
+            f"the prompt with this instruction takes {window - room} of the model's "
+            f"{window} tokens and leaves no room for the query and documents; send a shorter instruction"
+        )
+
     def _fit_query(self, query: str, instruction: str) -> str:
-        """The query, cut to half of the room the rest of the prompt leaves (documents keep the rest)."""
+        """The query in the document's piece, cut to its share of the room the rest of the prompt leaves
+        (documents keep the rest)."""
         room = self.max_length - self._fixed_tokens(instruction)
         if room < 2:
-            raise InvalidRequest(
-                f"the prompt with this instruction takes {self.max_length - room} of the model's "
-                f"{self.max_length} tokens and leaves no room for the query and documents; send a shorter "
-                "instruction"
-            )
+            raise self._no_room(room, self.max_length)
         encoding = self.rust.encode(query, add_special_tokens=False)
-        limit = room // 2
+        limit = int(room * self.prompt.query_share)
         if len(encoding.ids) > limit:
             query = query[: encoding.offsets[limit][0]]
         return query
 
+    def _frame(self, query: str, instruction: str) -> tuple[list[int], str, str, list[int], int]:
+        """The prompt around the document: the ids before its piece, the piece's text before and after the
+        document, the ids after its piece (an overlong query cut), and the window."""
+        prompt = self.prompt
+        document = prompt.document_piece
+        if prompt.query_piece == document:
+            query = self._fit_query(query, instruction)
+        pieces = self._pieces(instruction, query)
+        window = self._window(pieces)
+        if prompt.query_piece != document:
+            room = window - self._frame_tokens(pieces)
+            if room < 2:
+                raise self._no_room(room, window)
+            pieces[prompt.query_piece] = pieces[prompt.query_piece][: int(room * prompt.query_share)]
+        before, after = prompt.around_document(instruction=instruction, query=query)
+        head = [*self.bos, *(token for ids in pieces[:document] for token in ids)]
+        tail = [token for ids in pieces[document + 1 :] for token in ids]
+        return head, before, after, tail, window
+
     def prepare(self, query: str, documents: Sequence[str], options: ScoreOptions) -> Prepared:
         policy = FitPolicy.of(options, self.spec)
-        instruction = self._instruction(options)
-        before, after = self.prompt.around_document(
-            instruction=instruction, query=self._fit_query(query, instruction)
-        )
+        opening, before, after, closing, window = self._frame(query, self._instruction(options))
         texts = [before + document + after for document in documents]
         encodings = self.rust.encode_batch(texts, add_special_tokens=False)
         inputs: list[Encoded] = []
@@ -234,10 +311,12 @@ class LlmRerankerBackend:
         chunks: list[int] = []
         prompt_tokens = 0
         for index, (document, encoding) in enumerate(zip(documents, encodings, strict=True)):
-            head, body, tail = split_prompt_tokens(encoding, len(before), len(before) + len(document))
-            budget = max(1, self.max_length - len(head) - len(tail))
+            inner, body, outer = split_prompt_tokens(encoding, len(before), len(before) + len(document))
+            offsets = encoding.offsets[len(inner) : len(inner) + len(body)]
+            # The pieces before and after the document's piece, tokenized alone, around its tokens.
+            head, tail = [*opening, *inner], [*outer, *closing]
+            budget = max(1, window - len(head) - len(tail))
             windows = fit_document(body, budget, policy, index)
-            offsets = encoding.offsets[len(head) : len(head) + len(body)]
             for start, end in windows:
                 inputs.append(Encoded([*head, *body[start:end], *tail]))
                 owner.append(index)
@@ -304,7 +383,9 @@ class LlmRerankerBackend:
                     extra["logits_to_keep"] = 1
                 output = self.model(batch["input_ids"], attention_mask=mask, position_ids=positions, **extra)
                 last = output.logits[:, -1].float()
-                scores = last[:, self.yes_id] - last[:, self.no_id]
+                scores = (
+                    last[:, self.yes_id] if self.no_id is None else last[:, self.yes_id] - last[:, self.no_id]
+                )
         return [float(score) for score in scores.cpu()]
 
     def _prefix_cache(self, prefix: Sequence[int], rows: int) -> Any:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from rerankd.spec import Availability
 
 if TYPE_CHECKING:  # the settings module calls the checks here
-    from rerankd.backends.specs import TransformerSpec
+    from rerankd.backends.specs import CheckpointSpec
 
 __all__ = [
     "PACKAGE_SCHEME",
@@ -37,7 +37,7 @@ def _package_model_dir(package: str) -> Path:
     return Path(module.__file__ or "").parent / "model"
 
 
-def resolve_source(spec: TransformerSpec) -> str:
+def resolve_source(spec: CheckpointSpec) -> str:
     """A local path or a hub id that ``from_pretrained`` understands."""
     source = spec.source
     if source.startswith(PACKAGE_SCHEME):
@@ -106,7 +106,7 @@ def _looks_local(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or os.path.isdir(source)
 
 
-def check_available(spec: TransformerSpec) -> Availability:
+def check_available(spec: CheckpointSpec) -> Availability:
     """Whether the model's files can be had without loading the weights (a cheap start-up check)."""
     try:
         source = resolve_source(spec)
@@ -130,7 +130,7 @@ def check_available(spec: TransformerSpec) -> Availability:
     )
 
 
-def load_failure_hint(spec: TransformerSpec, error: BaseException | None = None) -> str:
+def load_failure_hint(spec: CheckpointSpec, error: BaseException | None = None) -> str:
     """What to do when loading failed, worded for the source's kind (or for a missing package)."""
     if isinstance(error, ImportError):
         return "install the missing package named above and restart"

@@ -126,6 +126,11 @@ class Windower:
         budget = self.max_length - self.pair_specials - len(encoded_query.ids)
         return self._fit(documents, budget, policy, encoded_query)
 
+    def documents(self, documents: Sequence[str], policy: FitPolicy) -> Fitted:
+        """Each window of each document alone (``[CLS] window [SEP]``), for models that encode the query
+        their own way."""
+        return self._fit(documents, self.max_length - self.single_specials, policy, None)
+
     def singles(self, query: str, documents: Sequence[str], policy: FitPolicy) -> tuple[Encoded, Fitted]:
         """Bi-encoder inputs: the query alone, and each window of each document alone."""
         encoded_query = self.rust.encode(query, add_special_tokens=False)

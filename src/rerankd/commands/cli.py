@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import rerankd
+from rerankd import tracing
 from rerankd.commands.batch import add_batch_command, batch
 from rerankd.commands.evaluate import add_eval_command, evaluate
 from rerankd.commands.manage import add_commands, manage
@@ -88,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
         "needed) and declares hub cross-encoders that load on first use. Every setting is also an "
         f"environment variable RERANKD_<NAME>: {_environment()}. Models from the Hugging Face hub are "
         "looked up in HF_HOME's cache (default ~/.cache/huggingface); HF_HUB_OFFLINE=1 never reaches for the "
-        "hub. See `rerankd COMMAND --help`.",
+        "hub. With the otel extra, `serve` traces as the standard OTEL_* variables say "
+        "(OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, ...; off when none asks for traces). "
+        "See `rerankd COMMAND --help`.",
     )
     parser.add_argument("--version", action="version", version=f"rerankd {rerankd.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -123,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
         help="exit non-zero at start-up when a preloaded model fails to load or the database does not answer "
         "[env RERANKD_REQUIRE_READY; default: serve what loaded, and say so on /ready]",
     )
+    serve.add_argument(
+        "--threads-layout",
+        choices=["auto", "single", "parallel"],
+        help="how a local model's forward passes use the cores: one worker on all of them (single), one "
+        "worker per core (parallel), or the faster of both, timed when the model loads (auto) "
+        "[env RERANKD_THREADS_LAYOUT; default auto]",
+    )
     add_ray_serve_options(serve)
 
     models = commands.add_parser(
@@ -141,6 +151,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _trace() -> None:
+    """Tracing as the OTEL_* variables say (``rerankd.tracing``), before the app is built."""
+    try:
+        exporters = tracing.configure(rerankd.__version__)
+    except ValueError as exc:
+        raise ConfigError(f"tracing: {exc}") from None
+    if exporters is not None:
+        logging.getLogger("rerankd.tracing").info("tracing on: spans exported by %s", exporters)
+
+
 def _serve(settings: Settings, read_settings: Callable[[], Settings]) -> int:
     import uvicorn
 
@@ -148,6 +168,7 @@ def _serve(settings: Settings, read_settings: Callable[[], Settings]) -> int:
     from rerankd.api.connections import ConnectionLimits, connection_cap, guarded_protocol
 
     configure_logging(settings.log_level, settings.log_format)
+    _trace()
     json_log = settings.log_format == "json"
     max_connections, backlog = connection_cap(settings.max_connections)
     limits = ConnectionLimits(
@@ -209,7 +230,7 @@ def _models(settings: Settings, load: bool) -> int:
     import asyncio
 
     loaded = asyncio.run(_load_models(settings)) if load else {}
-    rows = [("NAME", "KIND", "LOADABLE", "WHERE")]
+    rows = [("NAME", "KIND", "LOADABLE", "RECIPE", "WHERE")]
     failures = 0
     for spec in settings.models:
         available = spec.availability()
@@ -220,10 +241,11 @@ def _models(settings: Settings, load: bool) -> int:
                 (True, f"loaded ({where})") if error is None else (False, f"load failed: {error}")
             )
         failures += not loadable
-        rows.append((", ".join(spec.names), spec.kind, "yes" if loadable else "no", where))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        recipe = spec.recipe() or "-"
+        rows.append((", ".join(spec.names), spec.kind, "yes" if loadable else "no", recipe, where))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
     return 0 if failures == 0 or not load else 1
 
 
@@ -240,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log_level=args.log_level,
                     log_format=args.log_format,
                     require_ready=args.require_ready,
+                    threads_layout=args.threads_layout,
                 )
 
             settings = read()

@@ -33,7 +33,8 @@ def add_eval_command(commands: Any, config_help: str) -> None:
         help="measure ranking quality on a test collection (NDCG@10, MRR@10, Recall@100, MAP)",
         description="Rerank a first stage's top-K candidates for each judged query of COLLECTION with "
         "configured models (in this process) or rerank APIs, and report NDCG@10, MRR@10, Recall@100 and "
-        "MAP (ir-measures) with paired t-tests against the first stage: a markdown table on stdout, and "
+        "MAP (ir-measures) with paired t-tests against the first stage, and each model's usage tokens per "
+        "query (every stage of a cascade, every component of a hybrid): a markdown table on stdout, and "
         "results.md, per_query.csv, summary.json, measures.png and gain.png in --out.",
         epilog="COLLECTION is a folder: BEIR layout (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv), "
         "Cranfield (cran.all.1400, cran.qry, cranqrel), or TREC files (topics, qrels, corpus .jsonl/.tsv; "
@@ -209,6 +210,7 @@ async def _evaluate(
     specs = {name: pool.entry(name).spec for name in models}
     hybrids = {name: hybrid for name, spec in specs.items() if (hybrid := HybridSpec.of(spec)) is not None}
     scored: dict[tuple[str, str | None], Run] = {}
+    usage: dict[str, dict[str, int]] = {}  # system -> query -> its answer's usage tokens
     jobs = [(model, mode) for model in models for mode in modes]
     if args.tune:  # a hybrid's components, scored once each for the tuning
         jobs += [(c, mode) for spec in hybrids.values() for c in spec.requires() for mode in modes]
@@ -217,7 +219,7 @@ async def _evaluate(
     try:
         for model, mode in jobs:
             bar.set_description(_label(model, mode, modes))
-            scored[model, mode] = await rerank_run(
+            scored[model, mode], usage[_label(model, mode, modes)] = await rerank_run(
                 service,
                 model,
                 first,
@@ -255,7 +257,9 @@ async def _evaluate(
                 + "\n".join("    " + line for line in tuned.config(spec).splitlines())
             )
     systems = [
-        SystemScores(name, per_query(collection.qrels, {q: run.get(q, {}) for q in reported}))
+        SystemScores(
+            name, per_query(collection.qrels, {q: run.get(q, {}) for q in reported}), usage.get(name)
+        )
         for name, run in runs
     ]
     what = f"{len(reported)} queries" + (f" held out ({len(tuning)} used for tuning)" if args.tune else "")

@@ -19,25 +19,36 @@ __all__ = ["SystemScores", "markdown", "write_csv", "write_json", "write_plots"]
 class SystemScores:
     name: str
     values: dict[str, dict[str, float]]  # measure -> {query: value}
+    tokens: dict[str, int] | None = None  # query -> usage tokens of its answer; None: not a model's answer
 
     def mean(self, measure: str) -> float:
         found = self.values[measure]
         return sum(found.values()) / len(found) if found else 0.0
 
+    def tokens_per_query(self) -> float | None:
+        """Mean usage tokens over the queries measured (for a cascade: every stage's)."""
+        if self.tokens is None:
+            return None
+        counted = [self.tokens.get(query, 0) for query in self.values["NDCG@10"]]
+        return sum(counted) / len(counted) if counted else 0.0
+
 
 def markdown(systems: Sequence[SystemScores], title: str) -> str:
     """The means per system, and for NDCG@10 the difference from the first system (the first stage)
-    with its paired t-test's p-value; then p-values between every two systems when there are several."""
+    with its paired t-test's p-value, and the usage tokens per query of its answers; then p-values between
+    every two systems when there are several."""
     base = systems[0]
-    head = "| system | " + " | ".join(MEASURES) + " | Δ NDCG@10 | p (vs first stage) |"
-    lines = [title, "", head, "|---|" + "---:|" * (len(MEASURES) + 2)]
+    head = "| system | " + " | ".join(MEASURES) + " | Δ NDCG@10 | p (vs first stage) | tokens/query |"
+    lines = [title, "", head, "|---|" + "---:|" * (len(MEASURES) + 3)]
     for system in systems:
         cells = [f"{system.mean(measure):.4f}" for measure in MEASURES]
+        tokens = system.tokens_per_query()
         if system is base:
             cells += ["", ""]
         else:
             test = paired_test(base.values["NDCG@10"], system.values["NDCG@10"])
             cells += [f"{test.mean_difference:+.4f}", f"{test.p_value:.2g}"]
+        cells.append("" if tokens is None else f"{tokens:.0f}")
         lines.append(f"| {system.name} | " + " | ".join(cells) + " |")
     if len(systems) > 2:
         lines += ["", "Paired t-test p-values on NDCG@10 (row vs column):", ""]
@@ -55,19 +66,23 @@ def markdown(systems: Sequence[SystemScores], title: str) -> str:
 def write_csv(path: Path, systems: Sequence[SystemScores]) -> None:
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["query", "system", *MEASURES])
+        writer.writerow(["query", "system", *MEASURES, "tokens"])
         for system in systems:
             for query in system.values["NDCG@10"]:
-                writer.writerow(
-                    [query, system.name, *(f"{system.values[measure][query]:.6f}" for measure in MEASURES)]
-                )
+                tokens = "" if system.tokens is None else system.tokens.get(query, 0)
+                values = [f"{system.values[measure][query]:.6f}" for measure in MEASURES]
+                writer.writerow([query, system.name, *values, tokens])
 
 
 def write_json(path: Path, systems: Sequence[SystemScores], settings: Mapping[str, object]) -> None:
     summary = {
         "settings": settings,
         "systems": [
-            {"name": system.name, **{measure: system.mean(measure) for measure in MEASURES}}
+            {
+                "name": system.name,
+                **{measure: system.mean(measure) for measure in MEASURES},
+                "tokens_per_query": system.tokens_per_query(),
+            }
             for system in systems
         ],
     }

@@ -36,14 +36,16 @@ async def rerank_run(
     long_documents: LongDocuments | None = None,
     concurrency: int = 4,
     advance: Callable[[], None] | None = None,
-) -> Run:
-    """Every query's candidates reranked by ``model``: query -> {document: raw score}."""
+) -> tuple[Run, dict[str, int]]:
+    """Every query's candidates reranked by ``model``: query -> {document: raw score}, and query -> the
+    tokens its answer's usage counts (what the gateway would bill: every stage of a cascade, every
+    component of a hybrid)."""
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(query: str) -> tuple[str, dict[str, float]]:
+    async def one(query: str) -> tuple[str, dict[str, float], int]:
         documents = list(candidates[query])
         if not documents:
-            return query, {}
+            return query, {}, 0
         request = RerankRequest(
             model=model,
             query=queries[query],
@@ -57,9 +59,11 @@ async def rerank_run(
             response = await service.rerank(request)
         if advance is not None:
             advance()
-        return query, {documents[item.index]: item.relevance_score for item in response.results}
+        scores = {documents[item.index]: item.relevance_score for item in response.results}
+        return query, scores, response.usage.total_tokens
 
-    return dict(await asyncio.gather(*(one(query) for query in candidates)))
+    answers = await asyncio.gather(*(one(query) for query in candidates))
+    return {query: scores for query, scores, _ in answers}, {query: tokens for query, _, tokens in answers}
 
 
 def weight_grid(components: int, step: float) -> list[tuple[float, ...]]:

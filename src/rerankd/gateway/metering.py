@@ -33,6 +33,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from rerankd import tracing
 from rerankd.errors import Forbidden, ModelNotFound, PaymentRequired, RateLimited, Unauthorized, UpstreamError
 from rerankd.gateway.money import from_nanos
 from rerankd.gateway.store import Store, holds, ledger, limits
@@ -377,11 +378,20 @@ class Tab:
         """The ``admit`` a scorer of ``model`` is given."""
 
         async def admit(size: CallSize) -> None:
-            # Shielded: a client that leaves while the database works does not stop the work half-way
-            # unseen; ``settle`` waits for it, then takes whatever it held.
-            work = asyncio.ensure_future(self.meter._place(self, model, size))
-            self._running.append(work)
-            await asyncio.shield(work)
+            measured: dict[str, tracing.Attribute] = {
+                "rerankd.model": model,
+                "rerankd.tokens": size.tokens,
+                "rerankd.search_units": size.search_units,
+                "rerankd.estimated": size.estimated,
+            }
+            with tracing.span("rerankd.admission", measured) as span:
+                # Shielded: a client that leaves while the database works does not stop the work half-way
+                # unseen; ``settle`` waits for it, then takes whatever it held.
+                work = asyncio.ensure_future(self.meter._place(self, model, size))
+                self._running.append(work)
+                await asyncio.shield(work)
+                if self.placed:  # a managed key's call: what is held until it settles
+                    span.set("rerankd.held", str(from_nanos(self.nanos)))
 
         return admit
 

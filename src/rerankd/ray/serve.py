@@ -24,6 +24,8 @@ from ray import serve
 from ray.serve import Application
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import rerankd
+from rerankd import tracing
 from rerankd.api.app import create_app
 from rerankd.config import ConfigError, Settings, load_settings
 from rerankd.ray.options import ServeOptions
@@ -63,6 +65,7 @@ class ReplicaHeader:
 def replica_app(settings: Settings) -> FastAPI:
     """The app one replica serves: rerankd's, answering with the replica's id."""
     redact_logs()  # the replica's process logs through the handlers Ray gave it
+    tracing.configure(rerankd.__version__)  # as the OTEL_* variables of the replica's process say
     app = create_app(settings)
     app.add_middleware(ReplicaHeader, replica=serve.get_replica_context().replica_id.unique_id)
     return app

@@ -22,15 +22,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from rerankd.backends.base import BatchedBackend, DirectBackend
+from rerankd.backends.threads import default_threads, use_threads
 from rerankd.config import Settings
 from rerankd.errors import ModelNotFound, ModelUnavailable
 from rerankd.kinds import LocalKind, kind_of
 from rerankd.redaction import remember
 from rerankd.serving.batching import PassCost
+from rerankd.serving.layout import choose_layout
 from rerankd.serving.metrics import Metrics
 from rerankd.serving.scheduler import BatchingScorer, DirectScorer, measure_pass_cost
 from rerankd.spec import ModelSpec, Price
-from rerankd.types import ModelStatus, ModelView, ScoreOptions, Scorer
+from rerankd.types import ModelStatus, ModelView, ScoreOptions, Scorer, ThreadsLayout
 
 __all__ = ["ModelEntry", "ModelPool"]
 
@@ -65,16 +67,27 @@ def _budget(spec: ModelSpec, settings: Settings, backend: BatchedBackend) -> int
     return spec.batch_settings().max_batch_tokens or settings.max_batch_tokens or backend.batch_tokens
 
 
-def _load_and_warm_up(
-    kind: LocalKind[ModelSpec], spec: ModelSpec, settings: Settings
-) -> tuple[BatchedBackend | DirectBackend, PassCost | None]:
-    """Load, then run one tiny pass so the first request does not pay for lazy initialisation, and
-    measure what a forward pass costs on this device (for packing; None for direct backends)."""
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    backend: BatchedBackend | DirectBackend
+    cost: PassCost | None = None  # batched backends: what a pass costs, in their layout
+    layout: ThreadsLayout | None = None  # batched backends: their workers and threads
+
+
+def _load_and_warm_up(kind: LocalKind[ModelSpec], spec: ModelSpec, settings: Settings) -> _Loaded:
+    """Load, then run one tiny pass so the first request does not pay for lazy initialisation, choose the
+    threads layout (``threads_layout``; ``auto`` times the candidates) and measure what a forward pass
+    costs on this device in that layout (for packing)."""
+    # This thread may have been started after a parallel worker set 1 thread, which torch then gives
+    # every new thread: loads, warm-ups and the single layout's timings use torch's own count.
+    use_threads(default_threads())
     backend = kind.load(spec)
     if not isinstance(backend, BatchedBackend):
-        return backend, None
+        return _Loaded(backend)
     backend.forward(backend.prepare("warm up", ["warm up"], ScoreOptions()).inputs)
-    return backend, measure_pass_cost(backend, _budget(spec, settings, backend))
+    budget = _budget(spec, settings, backend)
+    layout = choose_layout(backend, settings.threads_layout, budget)
+    return _Loaded(backend, measure_pass_cost(backend, budget, layout=layout), layout)
 
 
 # Settings of an entry that change what is served but not the loaded model: a reload applies them in place.
@@ -236,14 +249,15 @@ class ModelPool:
         began = time.perf_counter()
         log.info("loading model %r (%s from %s)", spec.name, spec.kind, spec.described())
         try:
-            cost = None
+            cost, layout = None, None
             if kind.shape == "composite":
                 scorer: Scorer = kind.load(spec, self.scorer)
             elif kind.shape == "remote":
                 scorer = kind.load(spec)
             else:
-                backend, cost = await asyncio.to_thread(_load_and_warm_up, kind, spec, self.settings)
-                scorer = self._local_scorer(spec, backend, cost)
+                loaded = await asyncio.to_thread(_load_and_warm_up, kind, spec, self.settings)
+                cost, layout = loaded.cost, loaded.layout
+                scorer = self._local_scorer(spec, loaded.backend, cost, layout)
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             entry.status, entry.failed_at = "failed", time.monotonic()
@@ -261,15 +275,20 @@ class ModelPool:
         entry.scorer = scorer
         entry.status, entry.error = "ready", None
         log.info(
-            "model %r ready in %.1fs%s",
+            "model %r ready in %.1fs%s%s",
             spec.name,
             time.perf_counter() - began,
+            f"; threads layout {layout.describe()}" if layout else "",
             f"; a forward pass costs {cost.describe()}" if cost else "",
         )
         return scorer
 
     def _local_scorer(
-        self, spec: ModelSpec, backend: BatchedBackend | DirectBackend, cost: PassCost | None
+        self,
+        spec: ModelSpec,
+        backend: BatchedBackend | DirectBackend,
+        cost: PassCost | None,
+        layout: ThreadsLayout | None,
     ) -> BatchingScorer | DirectScorer:
         if isinstance(backend, BatchedBackend):
             return BatchingScorer(
@@ -286,6 +305,7 @@ class ModelPool:
                 cache_bytes=spec.batch_settings().cache_bytes,
                 cache_identity=spec.model_dump_json(),
                 cache_observer=self.metrics.cache_observer(spec.name),
+                layout=layout,
             )
         return DirectScorer(
             spec.name,

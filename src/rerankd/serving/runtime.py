@@ -26,7 +26,8 @@ from rerankd.serving.service import RerankService, hold_seconds, meter_for
 __all__ = ["RESTART_ONLY", "SWEEP_SECONDS", "Readiness", "Reloaded", "Runtime"]
 
 # Settings a running server cannot take over: the socket, the database, the logs, the routes, the HTTP
-# protocol's limits. A reload keeps their running values and says which would need a restart.
+# protocol's limits, the loaded models' threads. A reload keeps their running values and says which would need
+# a restart.
 RESTART_ONLY = (
     "host",
     "port",
@@ -40,6 +41,7 @@ RESTART_ONLY = (
     "keep_alive_timeout",
     "max_header_bytes",
     "max_connections",
+    "threads_layout",
 )
 
 log = logging.getLogger(__name__)

@@ -39,11 +39,23 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from rerankd import deadline as deadlines
+from rerankd import tracing
 from rerankd.backends.base import BatchedBackend, DirectBackend, DirectScores, Encoded, Prepared
+from rerankd.backends.threads import use_threads
 from rerankd.errors import DeadlineExceeded, ModelUnavailable, Overloaded, RerankdError, TransientFailure
 from rerankd.serving.batching import DEFAULT_BATCH_OVERHEAD, PassCost, fit_pass_cost, pack, padded_tokens
 from rerankd.serving.cache import Lookup, OutputCache
-from rerankd.types import Admit, BatchStats, CallSize, ScoreOptions, ScoreResult, ScorerInfo, Span, Timings
+from rerankd.types import (
+    Admit,
+    BatchStats,
+    CallSize,
+    ScoreOptions,
+    ScoreResult,
+    ScorerInfo,
+    Span,
+    ThreadsLayout,
+    Timings,
+)
 
 __all__ = ["BatchObserver", "BatchingScorer", "DirectScorer", "measure_pass_cost"]
 
@@ -66,6 +78,7 @@ def measure_pass_cost(
     budget: int,
     repeats: int = 2,
     clock: Callable[[], float] = time.perf_counter,
+    layout: ThreadsLayout | None = None,
 ) -> PassCost:
     """What a forward pass of this model costs on this device, in this precision, in seconds.
 
@@ -73,24 +86,72 @@ def measure_pass_cost(
     32, 128 and 512 tokens or the model's window; best of ``repeats`` each, read from ``clock``) and fits
     a :class:`~rerankd.serving.batching.PassCost`. Falls back to the bare default overhead (in tokens) when
     timing noise makes the fit meaningless.
+
+    With a ``layout`` of several workers, the passes are timed as they run there: each shape in every
+    worker's thread at once (each on ``layout.threads`` threads), so that a pass's time includes sharing
+    the memory and caches with the others; one repeat per worker, so the load takes no longer.
     """
-    samples: list[tuple[int, int, float]] = []
+    shapes: list[list[Encoded]] = []
     for target in sorted({min(length, backend.max_length) for length in (32, 128, 512)}):
         # A document of about `target` tokens, cut to fit: real inputs, with the model's own prompt.
         document = " ".join(["the boundary layer separates"] * target)
         options = ScoreOptions(long_documents="truncate_end", max_tokens_per_doc=max(1, target - 16))
         one = backend.prepare("warm up", [document], options).inputs[-1:]
-        length = len(one[0])
         # A quarter of the budget already shows the per-token cost; full passes would slow every load.
-        for rows in sorted({1, max(1, budget // length // 16), max(1, budget // length // 4)}):
-            inputs = one * rows
-            times = []
-            for _ in range(repeats):
-                began = clock()
-                backend.forward(inputs)
-                times.append(clock() - began)
-            samples.append((rows, length, min(times)))
+        for rows in sorted({1, max(1, budget // len(one[0]) // 16), max(1, budget // len(one[0]) // 4)}):
+            shapes.append(one * rows)
+    if layout is None or layout.workers == 1:
+        if layout is not None:
+            use_threads(layout.threads)
+        times = [_timed(backend, inputs, repeats, clock) for inputs in shapes]
+    else:
+        times = _timed_together(backend, shapes, layout, max(1, repeats // layout.workers), clock)
+    samples = [(len(inputs), len(inputs[0]), seconds) for inputs, seconds in zip(shapes, times, strict=True)]
     return fit_pass_cost(samples) or PassCost.in_tokens()
+
+
+def _timed(backend: BatchedBackend, inputs: list[Encoded], repeats: int, clock: Callable[[], float]) -> float:
+    """The best of ``repeats`` passes over ``inputs``, in seconds."""
+    times = []
+    for _ in range(repeats):
+        began = clock()
+        backend.forward(inputs)
+        times.append(clock() - began)
+    return min(times)
+
+
+def _timed_together(
+    backend: BatchedBackend,
+    shapes: list[list[Encoded]],
+    layout: ThreadsLayout,
+    repeats: int,
+    clock: Callable[[], float],
+) -> list[float]:
+    """Each shape's best time when every worker of ``layout`` runs it at the same moment."""
+    start = threading.Barrier(layout.workers)
+    found: list[list[float]] = [[] for _ in shapes]
+    failed: list[BaseException] = []
+
+    def worker() -> None:
+        use_threads(layout.threads)
+        try:
+            for index, inputs in enumerate(shapes):
+                start.wait()  # the shapes go in step: no worker's pass runs alone
+                found[index].append(_timed(backend, inputs, repeats, clock))
+        except threading.BrokenBarrierError:
+            return
+        except BaseException as exc:  # a failed pass fails the load, in the caller's thread
+            failed.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=worker, name=f"measure-{n}") for n in range(layout.workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return [min(times) for times in found]
 
 
 def _size(prepared: Prepared, documents: int) -> CallSize:
@@ -182,6 +243,7 @@ class _Job:
     inference: float = 0.0
     failed: bool = False
     deadline: float = math.inf  # on time.monotonic(): past it, the inputs not yet taken are dropped
+    parent: tracing.Parent | None = None  # the request's place in its trace (tracing on), for the workers
 
     def __post_init__(self) -> None:
         self.outputs = [None] * len(self.inputs)
@@ -195,6 +257,20 @@ class _Job:
 
     def late(self, now: float) -> bool:
         return not self.gone and now >= self.deadline
+
+
+def _trace_queue(job: _Job) -> None:
+    """A job's wait in the queue, as a span of its request: until its first pass, or until it ended
+    uncomputed (past its deadline, or its client gone)."""
+    error: BaseException | str | None = None
+    if job.started is None:
+        answered = job.future.done() and not job.future.cancelled()
+        error = (job.future.exception() if answered else None) or "cancelled"
+    ended = job.started if job.started is not None else time.perf_counter()
+    attributes: dict[str, tracing.Attribute] = {"rerankd.inputs": len(job.inputs)}
+    tracing.record(
+        "rerankd.queue", job.enqueued, ended, parent=job.parent, attributes=attributes, error=error
+    )
 
 
 def _settle(future: asyncio.Future[Any], result: Any) -> None:
@@ -224,9 +300,12 @@ class BatchingScorer:
         cache_bytes: int = 0,
         cache_identity: str = "",
         cache_observer: Callable[[int, int, int], None] | None = None,
+        layout: ThreadsLayout | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
+        # Worker threads and their OpenMP threads; without a layout, one worker on torch's own threads.
+        self.layout = layout
         # Outputs per input, keyed by its tokens, the model's identity (every setting of its entry) and
         # precision; only the misses reach the worker. Off (None) unless the model sets ``cache_mb``.
         self._cache = (
@@ -244,9 +323,18 @@ class BatchingScorer:
         self._wakeup = threading.Condition()
         self._jobs: deque[_Job] = deque()
         self._stopped = False
-        self._idle = True  # the worker waited for work since its last window (set and read by the worker)
-        self._worker = threading.Thread(target=self._serve, name=f"model-{name}", daemon=True)
-        self._worker.start()
+        # The batches of the window packed last, not yet taken by a worker, with the time that window was
+        # taken; the worker that finds none takes and packs the next window, the others wait for it.
+        self._batches: deque[tuple[list[tuple[_Job, int]], float]] = deque()
+        self._packing = threading.Lock()
+        self._finishing = threading.Lock()  # a job's outputs and counts, written by the workers
+        workers = layout.workers if layout is not None else 1
+        self._workers = [
+            threading.Thread(target=self._serve, name=f"model-{name}-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     @property
     def pending(self) -> int:
@@ -258,6 +346,7 @@ class BatchingScorer:
             max_length=self.backend.max_length,
             batch_tokens=self.max_batch_tokens,
             cache=self._cache.stats() if self._cache is not None else None,
+            layout=self.layout,
         )
 
     async def score(
@@ -274,10 +363,15 @@ class BatchingScorer:
             prepared = self.backend.prepare(query, documents, options)
             return prepared, cache.look_up(prepared.inputs) if cache is not None else None
 
+        job: _Job | None = None
         try:
             loop = asyncio.get_running_loop()
             began = time.perf_counter()
-            prepared, lookup = await loop.run_in_executor(self._tokenizer, prepare)
+            with tracing.span("rerankd.tokenize", {"rerankd.model": self.name}) as tokenizing:
+                prepared, lookup = await loop.run_in_executor(self._tokenizer, prepare)
+                tokenizing.set("rerankd.inputs", len(prepared.inputs))
+                tokenizing.set("rerankd.tokens", _size(prepared, len(documents)).tokens)
+                tokenizing.set("rerankd.cache.hits", lookup.hits if lookup is not None else None)
             tokenized = time.perf_counter()
             if admit is not None:  # the exact size is known now, and nothing is computed yet
                 await admit(_size(prepared, len(documents)))
@@ -290,12 +384,14 @@ class BatchingScorer:
                 keep = min(held, len(todo))
                 self._queue_limit.release(held - keep)
                 held = keep
-            job = _Job(todo, loop.create_future(), loop, enqueued=tokenized) if todo else None
-            if job is not None:
+            if todo:
+                job = _Job(todo, loop.create_future(), loop, time.perf_counter(), parent=tracing.here())
                 self._enqueue(job)
             computed = await job.future if job is not None else []
         finally:
             self._queue_limit.release(held)
+            if job is not None and job.parent is not None:
+                _trace_queue(job)
         outputs = computed
         if cache is not None and lookup is not None:
             outputs = cache.complete(lookup, computed)
@@ -320,8 +416,9 @@ class BatchingScorer:
     async def close(self) -> None:
         with self._wakeup:
             self._stopped = True
-            self._wakeup.notify()
-        await asyncio.to_thread(self._worker.join, 30)
+            self._wakeup.notify_all()
+        for worker in self._workers:
+            await asyncio.to_thread(worker.join, 30)
         self._tokenizer.shutdown(wait=False, cancel_futures=True)
 
     def _enqueue(self, job: _Job) -> None:
@@ -367,7 +464,6 @@ class BatchingScorer:
             self._drop_late(self._jobs)
             while not self._stopped and not any(not job.gone for job in self._jobs):
                 self._jobs.clear()
-                self._idle = True
                 self._wakeup.wait()
                 self._drop_late(self._jobs)
             if self._stopped:
@@ -387,48 +483,99 @@ class BatchingScorer:
             self._jobs = deque(job for job in self._jobs if not job.gone and job.cursor < len(job.inputs))
             return window
 
+    def _next_batch(self) -> tuple[list[tuple[_Job, int]], float] | None:
+        """The next batch to compute, and when its window was taken: one of the window packed last or,
+        when none is left, of the next window, taken (waiting for work) and packed here. None when the
+        scorer stops."""
+        with self._packing:
+            while not self._batches:
+                window = self._take_window()
+                if window is None:
+                    return None
+                taken = time.perf_counter()
+                lengths = [len(job.inputs[index]) for job, index in window]
+                budget, rows = self.max_batch_tokens, self.max_batch_size
+                for batch in pack(lengths, budget, rows, self.batch_overhead, self.max_pass_cost):
+                    self._batches.append(([window[k] for k in batch], taken))
+            return self._batches.popleft()
+
     def _serve(self) -> None:
+        if self.layout is not None:
+            use_threads(self.layout.threads)  # per thread: each worker sets its own
         # The rate the queue limit estimates with is inputs computed per second of busy wall time: each pass
-        # counts from the end of the one before (or of an idle wait), so the time spent between passes
-        # (packing, answering, a neighbour holding the cores) slows the estimate as it slows the queue.
+        # counts from the end of this worker's one before, or from when its window was taken if that is
+        # later (the worker waited for work), so the time spent between passes (packing, answering, a
+        # neighbour holding the cores) slows the estimate as it slows the queue. Each of several workers
+        # computes its share of the model's inputs: its rate times their number is the model's (the
+        # estimate matters when the queue is long, and then every worker is busy).
+        workers = len(self._workers)
         busy_since = time.perf_counter()
-        while (window := self._take_window()) is not None:
-            if self._idle:
-                busy_since, self._idle = time.perf_counter(), False
-            lengths = [len(job.inputs[index]) for job, index in window]
-            budget, rows = self.max_batch_tokens, self.max_batch_size
-            for batch in pack(lengths, budget, rows, self.batch_overhead, self.max_pass_cost):
-                self._drop_late(dict.fromkeys(window[k][0] for k in batch))
-                live = [window[k] for k in batch if not window[k][0].gone]
-                if live:
-                    self._run_batch(live)
-                    now = time.perf_counter()
-                    self._queue_limit.observe(len(live), now - busy_since)
-                    busy_since = now
+        while (next_batch := self._next_batch()) is not None:
+            batch, taken = next_batch
+            busy_since = max(busy_since, taken)
+            self._drop_late(dict.fromkeys(job for job, _ in batch))
+            live = [(job, index) for job, index in batch if not job.gone]
+            if live:
+                self._run_batch(live)
+                now = time.perf_counter()
+                self._queue_limit.observe(len(live) * workers, now - busy_since)
+                busy_since = now
+
+    def _trace_pass(
+        self,
+        entries: Sequence[tuple[_Job, int]],
+        jobs: list[_Job],
+        began: float,
+        error: Exception | None = None,
+    ) -> None:
+        """A pass serves rows of several requests: each traced one gets a span of it in its own trace, with
+        the whole pass's size and its own rows (on the worker thread, under the request's attempt)."""
+        traced = [job for job in jobs if job.parent is not None]
+        if not traced:
+            return
+        ended = time.perf_counter()
+        lengths = [len(job.inputs[index]) for job, index in entries]
+        batch: dict[str, tracing.Attribute] = {
+            "rerankd.model": self.name,
+            "rerankd.batch.rows": len(entries),
+            "rerankd.batch.requests": len(jobs),
+            "rerankd.batch.tokens": sum(lengths),
+            "rerankd.batch.padded_tokens": padded_tokens(lengths, [range(len(lengths))]),
+        }
+        for job in traced:
+            rows = sum(1 for owner, _ in entries if owner is job)
+            attributes = {**batch, "rerankd.rows": rows}
+            tracing.record(
+                "rerankd.forward", began, ended, parent=job.parent, attributes=attributes, error=error
+            )
 
     def _run_batch(self, entries: Sequence[tuple[_Job, int]]) -> None:
         jobs = list(dict.fromkeys(job for job, _ in entries))
         began = time.perf_counter()
-        for job in jobs:
-            if job.started is None:
-                job.started = began
+        with self._finishing:
+            for job in jobs:
+                if job.started is None:
+                    job.started = began
         try:
             outputs = self.backend.forward([job.inputs[index] for job, index in entries])
         except Exception as exc:  # a failed pass fails its requests, never the worker
             log.exception("forward pass of model %r failed", self.name)
             error = TransientFailure(f"model '{self.name}' failed while scoring: {type(exc).__name__}: {exc}")
+            self._trace_pass(entries, jobs, began, error)
             for job in jobs:
                 job.failed = True
                 job.resolve(error)
             return
         seconds = time.perf_counter() - began
-        for (job, index), output in zip(entries, outputs, strict=True):
-            job.outputs[index] = output
-            job.done += 1
-        for job in jobs:
-            job.inference += seconds
-            if job.done == len(job.inputs):
-                job.resolve(job.outputs)
+        self._trace_pass(entries, jobs, began)
+        with self._finishing:  # two workers may finish passes of the same job at once
+            for (job, index), output in zip(entries, outputs, strict=True):
+                job.outputs[index] = output
+                job.done += 1
+            for job in jobs:
+                job.inference += seconds
+                if job.done == len(job.inputs):
+                    job.resolve(job.outputs)
         lengths = [len(job.inputs[index]) for job, index in entries]
         if self._observer is not None:
             stats = BatchStats(
@@ -467,7 +614,16 @@ class DirectScorer:
             loop = asyncio.get_running_loop()
             began = time.perf_counter()
             try:
-                result = await self._run(loop, query, documents, options)
+                # The backend scores the whole request in one call: its one pass.
+                passed: dict[str, tracing.Attribute] = {
+                    "rerankd.model": self.name,
+                    "rerankd.rows": len(documents),
+                    "rerankd.batch.rows": len(documents),
+                    "rerankd.batch.requests": 1,
+                }
+                with tracing.span("rerankd.forward", passed) as forward:
+                    result = await self._run(loop, query, documents, options)
+                    forward.set("rerankd.batch.tokens", result.query_tokens + sum(result.document_tokens))
             except RerankdError:
                 raise
             except Exception as exc:

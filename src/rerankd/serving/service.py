@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from rerankd import access
+from rerankd import access, tracing
 from rerankd import deadline as deadlines
 from rerankd.config import Settings
 from rerankd.errors import (
@@ -118,7 +118,16 @@ def _texts(request: RerankRequest) -> list[tuple[str, str]]:
 
 
 def _note(call: ledger.Call, response: RerankResponse | None = None) -> None:
-    """What the access log says of this call, from its ledger row (the key's label, never the key)."""
+    """What the access log and the request's span say of this call, from its ledger row (the key's label,
+    never the key)."""
+    if tracing.on():
+        tracing.note(
+            {
+                "rerankd.served_by": call.served_by,
+                "rerankd.tokens": call.total_tokens,
+                "rerankd.cost": str(from_nanos(call.cost_nanos)),
+            }
+        )
     record = access.current()
     if record is None:
         return
@@ -167,6 +176,15 @@ class RerankService:
         nothing it held stays held; only a rendered answer is charged."""
         began = time.perf_counter()
         tab = self.meter.open(context)
+        if tracing.on():  # on the request's span
+            tracing.note(
+                {
+                    "rerankd.model": self._named(request.model),
+                    "rerankd.dialect": context.dialect,
+                    "rerankd.key": context.caller.label,
+                    "rerankd.documents": len(request.documents),
+                }
+            )
         try:
             self.meter.authorize(context.caller, request)
             # The deadline runs from here: time spent on the key's checks counts against it too.
@@ -180,18 +198,25 @@ class RerankService:
             elif isinstance(exc, asyncio.CancelledError):
                 status = 499  # the client went away: nothing charged
             latency = time.perf_counter() - began
-            # Shielded: a cancelled call, too, gives back what it holds.
-            _note(await asyncio.shield(self.meter.settle(tab, request, status=status, latency=latency)))
+            with tracing.span("rerankd.settlement", {"rerankd.status": status}):
+                # Shielded: a cancelled call, too, gives back what it holds.
+                failed = await asyncio.shield(self.meter.settle(tab, request, status=status, latency=latency))
+            _note(failed)
             raise
         latency = time.perf_counter() - began
-        settling = asyncio.ensure_future(self.meter.settle(tab, request, response=response, latency=latency))
-        try:
-            await asyncio.shield(settling)
-        except asyncio.CancelledError:
-            # The client left while its answer was charged: it is never delivered, so it is not charged.
-            await asyncio.shield(self._undo(settling))
-            raise
-        call = settling.result()
+        with tracing.span("rerankd.settlement") as settlement:
+            settling = asyncio.ensure_future(
+                self.meter.settle(tab, request, response=response, latency=latency)
+            )
+            try:
+                await asyncio.shield(settling)
+            except asyncio.CancelledError:
+                # The client left while its answer was charged: it is never delivered, so it is not charged.
+                await asyncio.shield(self._undo(settling))
+                raise
+            call = settling.result()
+            settlement.set("rerankd.status", call.status)
+            settlement.set("rerankd.cost", str(from_nanos(call.cost_nanos)))
         _note(call, response)
         if call.cost_nanos:
             self.metrics.cost.labels(self._label(call.served_by or request.model)).inc(
@@ -217,6 +242,10 @@ class RerankService:
         the models the caller may use."""
         self.meter.authorize_model(caller, name)
         return self.pool.entry(name).view()
+
+    def _named(self, model: str) -> str:
+        """A model as a span names it: as asked when configured, else the client's name cut short."""
+        return model if self.pool.canonical(model) is not None else tracing.bounded(model)
 
     def _label(self, model: str) -> str:
         """A model as a metric label: a configured name or alias, else ``unknown`` — a client's made-up
@@ -321,8 +350,14 @@ class RerankService:
         )
         async for attempt in retrying:
             with attempt:
+                # A span per attempt, numbered across the model chain (retries and fallbacks).
+                traced: dict[str, tracing.Attribute] = {
+                    "rerankd.model": name,
+                    "rerankd.attempt": len(trace) + 1,
+                }
                 try:
-                    result = await self._score_by(deadline, scorer, name, request, tab)
+                    with tracing.span("rerankd.attempt", traced):
+                        result = await self._score_by(deadline, scorer, name, request, tab)
                 except RerankdError as exc:
                     trace.append(Attempt(name, redact(exc.message)))  # shown to the client: no secrets
                     self.metrics.attempts.labels(name, exc.code).inc()

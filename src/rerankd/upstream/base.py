@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 import httpx
 
 from rerankd import deadline as deadlines
+from rerankd import tracing
 from rerankd.errors import CircuitOpen, DeadlineExceeded, TransientFailure, UpstreamError
 from rerankd.redaction import redact, remember
 from rerankd.types import Admit, CallSize, CircuitState, ScoreOptions, ScoreResult, ScorerInfo, Timings
@@ -125,6 +126,16 @@ class UpstreamScorer:
             )
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        # What a span of a call says of where it went: the configured address, never its credentials or query.
+        target = httpx.URL(spec.base_url.rstrip("/") + self.provider.path)
+        self._traced: dict[str, tracing.Attribute] = {
+            "http.request.method": "POST",
+            "server.address": target.host,
+            "server.port": target.port or (443 if target.scheme == "https" else 80),
+            "url.full": str(target.copy_with(username=None, password=None, query=None, fragment=None)),
+            "rerankd.upstream.provider": spec.provider,
+            "rerankd.upstream.model": self.upstream_model,
+        }
         # A slow upstream holds at most `max_connections`; a call that waits longer than the timeout
         # for one fails over instead of queueing behind it.
         self.client = httpx.AsyncClient(
@@ -202,8 +213,15 @@ class UpstreamScorer:
         bound = asyncio.timeout(left)
         began = time.perf_counter()
         try:
-            async with bound:
-                response = await self.client.post(self.provider.path, json=body, timeout=timeout)
+            # A client span per call, with its traceparent: the upstream's spans join the caller's trace.
+            with tracing.span("POST", self._traced, kind="client") as sent:
+                async with bound:
+                    response = await self.client.post(
+                        self.provider.path, json=body, timeout=timeout, headers=tracing.outgoing()
+                    )
+                sent.set("http.response.status_code", response.status_code)
+                if response.status_code >= 400:
+                    sent.fail(str(response.status_code))
         except httpx.PoolTimeout as exc:
             if by_deadline:
                 raise self._late() from exc

@@ -38,24 +38,57 @@ NAIVE_BATCH_SIZE = 32  # CrossEncoder.predict's default
 
 @dataclass(frozen=True)
 class Arch:
+    """What a model's forward pass computes, from its config: a BERT-style encoder, or (``decoder``) a
+    Qwen3-style causal LM scored at its last token (grouped-query attention, gated MLP)."""
+
     layers: int
     hidden: int
     intermediate: int
+    decoder: bool = False
+    query_width: int = 0  # decoders: attention heads x head_dim (0: hidden)
+    key_value_width: int = 0  # decoders: key/value heads x head_dim (0: hidden)
+    vocabulary: int = 0  # decoders: the LM head's rows, computed at the last position only
 
     @classmethod
     def from_folder(cls, model_dir: Path) -> Arch:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-        return cls(config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"])
+        layers, hidden, intermediate = (
+            config["num_hidden_layers"],
+            config["hidden_size"],
+            config["intermediate_size"],
+        )
+        if not str(config.get("model_type", "")).startswith("qwen"):
+            return cls(layers, hidden, intermediate)
+        head_dim = config.get("head_dim") or hidden // config["num_attention_heads"]
+        classifier = any(
+            name.endswith("ForSequenceClassification") for name in config.get("architectures") or []
+        )
+        return cls(
+            layers,
+            hidden,
+            intermediate,
+            decoder=True,
+            query_width=config["num_attention_heads"] * head_dim,
+            key_value_width=config.get("num_key_value_heads", config["num_attention_heads"]) * head_dim,
+            vocabulary=1 if classifier else config["vocab_size"],
+        )
 
     @property
     def linear_flops_per_token(self) -> float:
-        """Q, K, V and output projections (4 H x H) plus the feed-forward (2 H x I); a multiply-add is 2."""
+        """Q, K, V and output projections plus the feed-forward (2 H x I; a decoder's gated MLP 3 H x I);
+        a multiply-add is 2. An encoder's Q, K, V and output are H x H each (4 H x H)."""
         h, i = self.hidden, self.intermediate
-        return 2.0 * self.layers * (4 * h * h + 2 * h * i)
+        q, kv = self.query_width or h, self.key_value_width or h
+        return 2.0 * self.layers * (2 * h * q + 2 * h * kv + (3 if self.decoder else 2) * h * i)
 
     def pair_flops(self, length: int) -> float:
         """One sequence of ``length`` tokens: the linear layers, attention's L^2 part (Q K^T and the
-        weighted sum of V, 2 L^2 H each per layer) and the pooler + one-logit classifier on [CLS]."""
+        weighted sum of V, 2 L^2 H each per layer; half of it for a causal decoder, whose later tokens
+        only see earlier ones) and the head: an encoder's pooler + one-logit classifier on [CLS], a
+        decoder's LM head at the last position (logit(yes) - logit(no) is read from it)."""
+        if self.decoder:
+            attention = 2.0 * self.layers * length * length * (self.query_width or self.hidden)
+            return length * self.linear_flops_per_token + attention + 2.0 * self.hidden * self.vocabulary
         h = self.hidden
         attention = 4.0 * self.layers * length * length * h
         head = 2.0 * h * h + 2.0 * h
