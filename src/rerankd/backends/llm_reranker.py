@@ -196,6 +196,11 @@ class LlmRerankerBackend:
             # Only the last position's logits are needed; most LMs can skip the vocabulary-sized
             # projection everywhere else.
             self.keep_last = "logits_to_keep" in inspect.signature(model.forward).parameters
+        # transformers 5.x renamed the key/value cache argument from ``past_key_values`` to ``cache`` (the
+        # old name warns, and goes in 5.40); older releases know only the old one.
+        self.cache_argument = (
+            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        )
         self.share_prefix = True
         fixed = self._fixed_tokens(self.prompt.default_instruction or "")
         if fixed + 2 > self.max_length:
@@ -370,7 +375,7 @@ class LlmRerankerBackend:
         # The shared prefix's keys and values too are computed under autocast, like the rest of the rows.
         with torch.inference_mode(), compute_context(self.autocast, self.device):
             if shared:
-                extra = {"past_key_values": self._prefix_cache(inputs[0].input_ids[:shared], len(inputs))}
+                extra = {self.cache_argument: self._prefix_cache(inputs[0].input_ids[:shared], len(inputs))}
                 mask = torch.cat([mask.new_ones(len(inputs), shared), mask], dim=1)
             if self.classifier:
                 logits = self.model(
@@ -396,7 +401,10 @@ class LlmRerankerBackend:
         229 kB a token: 1.9 GB at the default 8192), where a pass without a cache holds one layer's at a time.
         """
         ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
-        cache = self.model.base_model(input_ids=ids, use_cache=True).past_key_values
+        output = self.model.base_model(input_ids=ids, use_cache=True)
+        cache = getattr(output, "cache", None)
+        if cache is None:
+            cache = output.past_key_values
         cache.batch_repeat_interleave(rows)
         return cache
 
