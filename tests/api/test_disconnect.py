@@ -67,6 +67,9 @@ def gated_server(
     config = {
         "models": [{"name": "minilm", "kind": "bi-encoder", "source": str(minilm_path), "preload": True}],
         "max_batch_tokens": 2048,
+        # One worker: with one per core (`parallel`), a second pass of the request may be running as well
+        # when the client leaves, and "the pass that was running" below is one pass.
+        "threads_layout": "single",
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

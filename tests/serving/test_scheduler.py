@@ -103,6 +103,8 @@ async def test_two_concurrent_requests_share_one_forward_pass() -> None:
     assert backend.batches[0] == ["blocker"]
     assert sorted(backend.batches[1]) == ["alpha beta", "epsilon zeta", "gamma delta"]
     assert len(backend.batches) == 2
+    # The worker records a pass's statistics after it has answered the pass's requests.
+    await wait_until(lambda: len(stats) == 2)
     assert stats[1].requests == 2 and stats[1].rows == 3
     await scorer.close()
 
