@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 
-__all__ = ["default_threads", "use_threads"]
+from rerankd.types import ThreadsLayout
+
+__all__ = ["default_threads", "in_step", "use_threads"]
 
 _lock = threading.Lock()
 _default: int | None = None
@@ -38,3 +41,30 @@ def use_threads(count: int) -> None:
         return
     default_threads()  # read before the first change
     torch.set_num_threads(count)
+
+
+def in_step(layout: ThreadsLayout, work: Callable[[threading.Barrier], None], name: str) -> None:
+    """Run ``work`` on each of ``layout``'s workers at once, every one on a thread of its own using
+    ``layout.threads`` OpenMP threads and meeting the others at the barrier it is given. Returns when all
+    have stopped; the first failure is raised here, in the caller's thread, after the barrier is broken so
+    that no worker waits for ever."""
+    start = threading.Barrier(layout.workers)
+    failed: list[BaseException] = []
+
+    def worker() -> None:
+        use_threads(layout.threads)
+        try:
+            work(start)
+        except threading.BrokenBarrierError:
+            return
+        except BaseException as exc:
+            failed.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=worker, name=f"{name}-{n}") for n in range(layout.workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]

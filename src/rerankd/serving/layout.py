@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from rerankd.backends.base import BatchedBackend, Encoded
-from rerankd.backends.threads import default_threads, use_threads
+from rerankd.backends.threads import default_threads, in_step, use_threads
 from rerankd.types import ScoreOptions, ThreadsLayout
 
 __all__ = ["CANDIDATE_PASSES", "CANDIDATE_SECONDS", "MARGIN", "choose_layout", "layout_of"]
@@ -99,32 +99,17 @@ def _rate(
 ) -> float:
     """Inputs per second that ``layout``'s workers compute together, each running passes over ``inputs``
     on its own thread, all started at once."""
-    start = threading.Barrier(layout.workers)
     rates: list[float] = []
-    failed: list[BaseException] = []
     lock = threading.Lock()
 
-    def worker() -> None:
-        use_threads(layout.threads)
-        try:
-            start.wait()
-            began, passes = clock(), 0
-            while passes < MIN_PASSES or (passes < CANDIDATE_PASSES and clock() - began < CANDIDATE_SECONDS):
-                backend.forward(inputs)
-                passes += 1
-            with lock:
-                rates.append(passes * len(inputs) / max(clock() - began, 1e-9))
-        except threading.BrokenBarrierError:
-            return
-        except BaseException as exc:  # a failed pass fails the load, in the caller's thread
-            failed.append(exc)
-            start.abort()
+    def work(start: threading.Barrier) -> None:
+        start.wait()
+        began, passes = clock(), 0
+        while passes < MIN_PASSES or (passes < CANDIDATE_PASSES and clock() - began < CANDIDATE_SECONDS):
+            backend.forward(inputs)
+            passes += 1
+        with lock:
+            rates.append(passes * len(inputs) / max(clock() - began, 1e-9))
 
-    threads = [threading.Thread(target=worker, name=f"layout-{n}") for n in range(layout.workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failed:
-        raise failed[0]
+    in_step(layout, work, "layout")  # a failed pass fails the load, in the caller's thread
     return sum(rates)

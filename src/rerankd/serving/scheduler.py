@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from rerankd import deadline as deadlines
 from rerankd import tracing
 from rerankd.backends.base import BatchedBackend, DirectBackend, DirectScores, Encoded, Prepared
-from rerankd.backends.threads import use_threads
+from rerankd.backends.threads import in_step, use_threads
 from rerankd.errors import DeadlineExceeded, ModelUnavailable, Overloaded, RerankdError, TransientFailure
 from rerankd.serving.batching import DEFAULT_BATCH_OVERHEAD, PassCost, fit_pass_cost, pack, padded_tokens
 from rerankd.serving.cache import Lookup, OutputCache
@@ -128,29 +128,14 @@ def _timed_together(
     clock: Callable[[], float],
 ) -> list[float]:
     """Each shape's best time when every worker of ``layout`` runs it at the same moment."""
-    start = threading.Barrier(layout.workers)
     found: list[list[float]] = [[] for _ in shapes]
-    failed: list[BaseException] = []
 
-    def worker() -> None:
-        use_threads(layout.threads)
-        try:
-            for index, inputs in enumerate(shapes):
-                start.wait()  # the shapes go in step: no worker's pass runs alone
-                found[index].append(_timed(backend, inputs, repeats, clock))
-        except threading.BrokenBarrierError:
-            return
-        except BaseException as exc:  # a failed pass fails the load, in the caller's thread
-            failed.append(exc)
-            start.abort()
+    def work(start: threading.Barrier) -> None:
+        for index, inputs in enumerate(shapes):
+            start.wait()  # the shapes go in step: no worker's pass runs alone
+            found[index].append(_timed(backend, inputs, repeats, clock))
 
-    threads = [threading.Thread(target=worker, name=f"measure-{n}") for n in range(layout.workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failed:
-        raise failed[0]
+    in_step(layout, work, "measure")  # a failed pass fails the load, in the caller's thread
     return [min(times) for times in found]
 
 
