@@ -4,6 +4,7 @@ call was and cost — the key's prefix, never the key. A real server, its real l
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,9 +41,16 @@ def test_json_lines_and_one_access_line_per_request(start_server: Callable[..., 
     refused = httpx.post(server.url + "/cohere/v2/rerank", json=body, timeout=30)
     assert (answered.status_code, refused.status_code) == (200, 401)
 
-    lines = lines_of(server)
+    # The access line is written once the answer has gone out: a client can read its answer first.
+    wanted = {answered.headers["x-request-id"], refused.headers["x-request-id"]}
+    deadline = time.monotonic() + 10
+    while True:
+        lines = lines_of(server)
+        access = {line["request_id"]: line for line in lines if line["logger"] == "rerankd.access"}
+        if wanted <= set(access) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
-    access = {line["request_id"]: line for line in lines if line["logger"] == "rerankd.access"}
     call = access[answered.headers["x-request-id"]]
     usage = answered.json()["usage"]
     assert call["status"] == 200 and call["method"] == "POST" and call["path"] == "/v1/rerank"
